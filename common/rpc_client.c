@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int oz_placeholder_rpc_client;
