@@ -9,47 +9,59 @@
 
 struct http_server;
 
-struct http_request {
-    const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* "/api/v1/datanodes" (no query) */
-    const char *body;    /* POST body (NUL-terminated) or NULL */
+struct http_request
+{
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* "/api/v1/datanodes" (no query) */
+    const char *body;   /* POST body (NUL-terminated) or NULL */
     size_t body_len;
-    void *conn;          /* private */
+    void *conn; /* private */
 };
 
 /* Query argument ("?limit=10"), NULL when absent. Borrowed. */
-const char *http_request_arg(const struct http_request *req,
-                             const char *name);
+const char *http_request_arg(const struct http_request *req, const char *name);
 
-struct http_response {
+struct http_response
+{
     int status;               /* 200 by default */
     const char *content_type; /* static string; "text/plain" by default */
     char *body;               /* malloc'd; taken by the server */
     size_t body_len;
     /* Alternatively a file to stream (path copied; body must be NULL). */
-    char *file_path;          /* malloc'd; taken by the server */
+    char *file_path; /* malloc'd; taken by the server */
 };
 
 /* Sets resp body to a malloc'd copy of the formatted text. */
-void http_response_printf(struct http_response *resp, int status,
-                          const char *content_type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void http_response_printf(struct http_response *resp,
+                          int status,
+                          const char *content_type,
+                          const char *fmt,
+                          ...) __attribute__((format(printf, 4, 5)));
 /* Takes ownership of body (malloc'd). */
-void http_response_take(struct http_response *resp, int status,
-                        const char *content_type, char *body, size_t len);
+void http_response_take(struct http_response *resp,
+                        int status,
+                        const char *content_type,
+                        char *body,
+                        size_t len);
 
 /* Returns 0; fills resp. A handler that leaves resp->body NULL and no
  * file gets an empty 200 response. */
-typedef void (*http_handler_fn)(void *data, const struct http_request *req,
+typedef void (*http_handler_fn)(void *data,
+                                const struct http_request *req,
                                 struct http_response *resp);
 
 /* bind_addr "127.0.0.1:9874" ("host:0" picks a free port). */
-int http_server_new(struct http_server **out, const char *bind_addr,
+int http_server_new(struct http_server **out,
+                    const char *bind_addr,
                     char *errmsg);
 /* Routes: exact path, or a prefix when path ends with '*'
- * ("/api/v1/*"). method NULL matches any. Before start. */
-int http_server_route(struct http_server *s, const char *method,
-                      const char *path, http_handler_fn fn, void *data);
+ * (e.g. "/api/v1/" followed by a star). method NULL matches any. Before start.
+ */
+int http_server_route(struct http_server *s,
+                      const char *method,
+                      const char *path,
+                      http_handler_fn fn,
+                      void *data);
 int http_server_start(struct http_server *s, char *errmsg);
 int http_server_port(const struct http_server *s);
 /* Stops and frees; s may be NULL. */

@@ -1,2 +1,880 @@
-/* placeholder: being written */
-typedef int oz_placeholder_kv;
+/* kv: the RocksDB adapter (CONVENTIONS.md "Layout"; PITFALLS.md "RocksDB 7.8
+ * C API"). Nothing else in ozone-c calls rocksdb_*, and nothing allocated by
+ * RocksDB leaves this file: values are copied into malloc'd buffers and the
+ * originals released here.
+ *
+ * Errors: RocksDB reports a malloc'd string in errptr. take_err() turns it
+ * into a project code by its status prefix ("Corruption: ", "IO error: ",
+ * ...), copies the text into errmsg (or the log when the call has no
+ * errmsg), frees it and resets the pointer to NULL, so the variable can be
+ * reused.
+ *
+ * Threads: after kv_open a struct kv is immutable (handles, options, names),
+ * and RocksDB's own calls are thread-safe, so every function may be called
+ * from any thread. Batches and iterators belong to one thread at a time.
+ */
+#include "kv.h"
+
+#include "err.h"
+#include "fault.h"
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+struct kv
+{
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_writeoptions_t *wopts;      /* sync per KV_SYNC */
+    rocksdb_writeoptions_t *wopts_sync; /* always sync */
+    rocksdb_readoptions_t *ropts;
+    size_t n_cf;
+    char **cf_names;
+    rocksdb_column_family_handle_t **cf;
+    int flags;
+    atomic_int n_iters; /* open iterators, checked at close */
+    char *path;
+};
+
+/* A batch is a log of operations by family index: kv_batch_new() has no
+ * kv, so the family handles are only known at kv_write(). */
+enum batch_op_type { BATCH_PUT, BATCH_DELETE };
+
+struct batch_op
+{
+    enum batch_op_type type;
+    int cf;
+    size_t key_off, klen;
+    size_t val_off, vlen;
+};
+
+struct kv_batch
+{
+    struct batch_op *ops;
+    size_t n_ops, cap_ops;
+    char *data; /* keys and values, back to back */
+    size_t len, cap;
+    int failed; /* first error while building, returned by kv_write */
+};
+
+struct kv_iter
+{
+    struct kv *kv;
+    rocksdb_iterator_t *it;
+    rocksdb_readoptions_t *ropts;
+    const rocksdb_snapshot_t *snap;
+};
+
+static void set_errmsg(char *errmsg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_errmsg(char *errmsg, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errmsg == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(errmsg, OZ_ERRMSG_SIZE, fmt, ap);
+    va_end(ap);
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Maps a RocksDB status text (Status::ToString) to a project code. */
+static int status_code(const char *e)
+{
+    if (starts_with(e, "Corruption")) {
+        return OZ_ECORRUPT;
+    }
+    if (starts_with(e, "Not found")) {
+        return OZ_ENOTFOUND;
+    }
+    if (starts_with(e, "Not implemented") ||
+        strstr(e, "Not supported") != NULL) {
+        return OZ_ENOTSUPPORTED;
+    }
+    if (starts_with(e, "Invalid argument")) {
+        if (strstr(e, "does not exist") != NULL ||
+            strstr(e, "not found") != NULL) {
+            return OZ_ENOTFOUND;
+        }
+        if (strstr(e, "exists") != NULL) {
+            return OZ_EEXIST;
+        }
+        return OZ_EINVAL;
+    }
+    if (starts_with(e, "Operation timed out") || starts_with(e, "Timed out")) {
+        return OZ_ETIMEDOUT;
+    }
+    return OZ_EIO;
+}
+
+/* Converts *errptr (non-NULL) into a code, puts "<what>: <text>" in errmsg
+ * or, when errmsg is NULL, in the log; frees *errptr and resets it. */
+static int take_err(char **errptr,
+                    char *errmsg,
+                    const char *what,
+                    const char *path)
+{
+    int rc = status_code(*errptr);
+
+    if (errmsg != NULL) {
+        set_errmsg(errmsg, "%s '%s': %s", what, path, *errptr);
+    } else {
+        log_error("kv: %s '%s': %s", what, path, *errptr);
+    }
+    rocksdb_free(*errptr);
+    *errptr = NULL;
+    return rc;
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static int add_name(char ***names, size_t *n, const char *name)
+{
+    size_t i;
+    char **nn;
+
+    for (i = 0; i < *n; i++) {
+        if (strcmp((*names)[i], name) == 0) {
+            return 0;
+        }
+    }
+    nn = realloc(*names, (*n + 1) * sizeof(*nn));
+    if (nn == NULL) {
+        return OZ_ENOMEM;
+    }
+    *names = nn;
+    nn[*n] = strdup(name);
+    if (nn[*n] == NULL) {
+        return OZ_ENOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
+static bool name_in(char **list, size_t n, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(list[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The families to open: the caller's, in their order (so that their
+ * indexes match), then "default" and KV_META_CF, then any other family
+ * found on disk (never dropped). A read-only open cannot create a family,
+ * so there the built-in ones are only added when they exist. */
+static int family_list(struct kv *kv,
+                       const char *const *cfs,
+                       size_t n_cfs,
+                       bool exists,
+                       char *errmsg)
+{
+    char **on_disk = NULL;
+    size_t n_disk = 0;
+    char *err = NULL;
+    bool ro = (kv->flags & KV_READ_ONLY) != 0;
+    int rc = 0;
+    size_t i;
+
+    if (exists) {
+        on_disk =
+            rocksdb_list_column_families(kv->opts, kv->path, &n_disk, &err);
+        if (err != NULL) {
+            /* RocksDB allocates the (empty) list even when it fails. */
+            if (on_disk != NULL) {
+                rocksdb_list_column_families_destroy(on_disk, n_disk);
+            }
+            /* The DB exists (CURRENT is there), so a missing file or "not
+             * found" here means a broken one, not an I/O failure. */
+            bool missing_file = strstr(err, "No such file") != NULL;
+            rc = take_err(&err, errmsg, "cannot open database", kv->path);
+            return rc == OZ_EIO && !missing_file ? OZ_EIO : OZ_ECORRUPT;
+        }
+    }
+    for (i = 0; rc == 0 && i < n_cfs; i++) {
+        if (ro && !name_in(on_disk, n_disk, cfs[i])) {
+            set_errmsg(errmsg,
+                       "cannot open database '%s' read-only: column family "
+                       "'%s' does not exist",
+                       kv->path, cfs[i]);
+            rc = OZ_ENOTFOUND;
+            break;
+        }
+        rc = add_name(&kv->cf_names, &kv->n_cf, cfs[i]);
+    }
+    if (rc == 0 && (!ro || name_in(on_disk, n_disk, "default"))) {
+        rc = add_name(&kv->cf_names, &kv->n_cf, "default");
+    }
+    if (rc == 0 && (!ro || name_in(on_disk, n_disk, KV_META_CF))) {
+        rc = add_name(&kv->cf_names, &kv->n_cf, KV_META_CF);
+    }
+    for (i = 0; rc == 0 && i < n_disk; i++) {
+        rc = add_name(&kv->cf_names, &kv->n_cf, on_disk[i]);
+    }
+    if (on_disk != NULL) {
+        rocksdb_list_column_families_destroy(on_disk, n_disk);
+    }
+    return rc;
+}
+
+static void kv_free_struct(struct kv *kv)
+{
+    size_t i;
+
+    for (i = 0; kv->cf != NULL && i < kv->n_cf; i++) {
+        if (kv->cf[i] != NULL) {
+            rocksdb_column_family_handle_destroy(kv->cf[i]);
+        }
+    }
+    /* PITFALLS.md: handles are destroyed before the DB is closed. */
+    if (kv->db != NULL) {
+        rocksdb_close(kv->db);
+    }
+    for (i = 0; kv->cf_names != NULL && i < kv->n_cf; i++) {
+        free(kv->cf_names[i]);
+    }
+    free(kv->cf_names);
+    free(kv->cf);
+    if (kv->ropts != NULL) {
+        rocksdb_readoptions_destroy(kv->ropts);
+    }
+    if (kv->wopts != NULL) {
+        rocksdb_writeoptions_destroy(kv->wopts);
+    }
+    if (kv->wopts_sync != NULL) {
+        rocksdb_writeoptions_destroy(kv->wopts_sync);
+    }
+    if (kv->opts != NULL) {
+        rocksdb_options_destroy(kv->opts);
+    }
+    free(kv->path);
+    free(kv);
+}
+
+static int make_options(struct kv *kv)
+{
+    kv->opts = rocksdb_options_create();
+    kv->ropts = rocksdb_readoptions_create();
+    kv->wopts = rocksdb_writeoptions_create();
+    kv->wopts_sync = rocksdb_writeoptions_create();
+    if (kv->opts == NULL || kv->ropts == NULL || kv->wopts == NULL ||
+        kv->wopts_sync == NULL) {
+        return OZ_ENOMEM;
+    }
+    rocksdb_options_set_create_if_missing(kv->opts,
+                                          (kv->flags & KV_CREATE) != 0);
+    rocksdb_options_set_create_missing_column_families(
+        kv->opts, (kv->flags & KV_CREATE) != 0);
+    /* Daemons run for months: bound RocksDB's own LOG files. */
+    rocksdb_options_set_keep_log_file_num(kv->opts, 5);
+    rocksdb_options_set_max_log_file_size(kv->opts, 16u << 20);
+    rocksdb_writeoptions_set_sync(kv->wopts, (kv->flags & KV_SYNC) != 0);
+    rocksdb_writeoptions_set_sync(kv->wopts_sync, 1);
+    return 0;
+}
+
+/* Whether path holds a database: 1 yes, 0 no, or an error. */
+static int db_exists(const char *path, char *errmsg)
+{
+    struct stat st;
+    size_t len = strlen(path) + sizeof("/CURRENT");
+    char *current;
+    int rc;
+
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            return 0;
+        }
+        set_errmsg(errmsg, "cannot open database '%s': %s", path,
+                   strerror(errno));
+        return OZ_EIO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        set_errmsg(errmsg, "cannot open database '%s': not a directory", path);
+        return OZ_EIO;
+    }
+    current = malloc(len);
+    if (current == NULL) {
+        return OZ_ENOMEM;
+    }
+    snprintf(current, len, "%s/CURRENT", path);
+    rc = stat(current, &st) == 0 ? 1 : 0;
+    if (rc == 0 && errno != ENOENT) {
+        set_errmsg(errmsg, "cannot open database '%s': %s", path,
+                   strerror(errno));
+        rc = OZ_EIO;
+    }
+    free(current);
+    return rc;
+}
+
+int kv_open(struct kv **out,
+            const char *path,
+            const char *const *cfs,
+            size_t n_cfs,
+            int flags,
+            char *errmsg)
+{
+    struct kv *kv;
+    char *err = NULL;
+    const rocksdb_options_t **cf_opts = NULL;
+    int exists;
+    int rc;
+    size_t i;
+
+    *out = NULL;
+    exists = db_exists(path, errmsg);
+    if (exists < 0) {
+        return exists;
+    }
+    if (!exists && (!(flags & KV_CREATE) || (flags & KV_READ_ONLY))) {
+        set_errmsg(errmsg, "database '%s' does not exist", path);
+        return OZ_ENOTFOUND;
+    }
+    kv = calloc(1, sizeof(*kv));
+    if (kv == NULL) {
+        return OZ_ENOMEM;
+    }
+    kv->flags = flags;
+    atomic_init(&kv->n_iters, 0);
+    kv->path = strdup(path);
+    if (kv->path == NULL || make_options(kv) != 0) {
+        rc = OZ_ENOMEM;
+        goto err_after_alloc;
+    }
+    rc = family_list(kv, cfs, n_cfs, exists == 1, errmsg);
+    if (rc != 0) {
+        goto err_after_alloc;
+    }
+    if (kv->n_cf > INT_MAX) {
+        rc = OZ_EINVAL;
+        goto err_after_alloc;
+    }
+    kv->cf = calloc(kv->n_cf, sizeof(*kv->cf));
+    cf_opts = calloc(kv->n_cf, sizeof(*cf_opts));
+    if (kv->cf == NULL || cf_opts == NULL) {
+        rc = OZ_ENOMEM;
+        goto err_after_alloc;
+    }
+    for (i = 0; i < kv->n_cf; i++) {
+        cf_opts[i] = kv->opts;
+    }
+    if (flags & KV_READ_ONLY) {
+        kv->db = rocksdb_open_for_read_only_column_families(
+            kv->opts, path, (int)kv->n_cf, (const char *const *)kv->cf_names,
+            cf_opts, kv->cf, 0, &err);
+    } else {
+        kv->db = rocksdb_open_column_families(kv->opts, path, (int)kv->n_cf,
+                                              (const char *const *)kv->cf_names,
+                                              cf_opts, kv->cf, &err);
+    }
+    if (err != NULL) {
+        rc = take_err(&err, errmsg, "cannot open database", path);
+        /* Everything but a missing family (no KV_CREATE) and a plain I/O
+         * failure (e.g. the lock is held) means the directory is not a
+         * usable RocksDB. */
+        if (rc != OZ_ENOTFOUND && rc != OZ_EIO) {
+            rc = OZ_ECORRUPT;
+        }
+        kv->db = NULL;
+        memset(kv->cf, 0, kv->n_cf * sizeof(*kv->cf));
+        goto err_after_alloc;
+    }
+    free(cf_opts);
+    *out = kv;
+    return 0;
+
+err_after_alloc:
+    free(cf_opts);
+    kv_free_struct(kv);
+    return rc;
+}
+
+void kv_close(struct kv *kv)
+{
+    int n;
+
+    if (kv == NULL) {
+        return;
+    }
+    n = atomic_load(&kv->n_iters);
+    if (n != 0) {
+        /* Our own bug: an iterator outlives its DB. Stop loudly. */
+        log_error("kv: closing '%s' with %d open iterator(s)", kv->path, n);
+        fprintf(stderr, "%s:%d: kv_close with open iterators\n", __FILE__,
+                __LINE__);
+        abort();
+    }
+    kv_free_struct(kv);
+}
+
+int kv_cf(const struct kv *kv, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < kv->n_cf; i++) {
+        if (kv->cf[i] != NULL && strcmp(kv->cf_names[i], name) == 0) {
+            return (int)i;
+        }
+    }
+    return OZ_ENOTFOUND;
+}
+
+static bool cf_ok(const struct kv *kv, int cf)
+{
+    return cf >= 0 && (size_t)cf < kv->n_cf && kv->cf[cf] != NULL;
+}
+
+/* ---- single operations ------------------------------------------------- */
+
+int kv_get(struct kv *kv,
+           int cf,
+           const void *key,
+           size_t klen,
+           void **val,
+           size_t *vlen)
+{
+    rocksdb_pinnableslice_t *ps;
+    char *err = NULL;
+    const char *v;
+    size_t n = 0;
+    char *copy;
+
+    *val = NULL;
+    *vlen = 0;
+    if (!cf_ok(kv, cf)) {
+        return OZ_EINVAL;
+    }
+    ps = rocksdb_get_pinned_cf(kv->db, kv->ropts, kv->cf[cf], key, klen, &err);
+    if (err != NULL) {
+        return take_err(&err, NULL, "get failed in", kv->path);
+    }
+    if (ps == NULL) {
+        return OZ_ENOTFOUND;
+    }
+    v = rocksdb_pinnableslice_value(ps, &n);
+    copy = malloc(n + 1);
+    if (copy == NULL) {
+        rocksdb_pinnableslice_destroy(ps);
+        return OZ_ENOMEM;
+    }
+    if (n > 0) {
+        memcpy(copy, v, n);
+    }
+    copy[n] = '\0';
+    rocksdb_pinnableslice_destroy(ps);
+    *val = copy;
+    *vlen = n;
+    return 0;
+}
+
+int kv_put(struct kv *kv,
+           int cf,
+           const void *key,
+           size_t klen,
+           const void *val,
+           size_t vlen)
+{
+    char *err = NULL;
+
+    if (!cf_ok(kv, cf)) {
+        return OZ_EINVAL;
+    }
+    rocksdb_put_cf(kv->db, kv->wopts, kv->cf[cf], key, klen, val, vlen, &err);
+    if (err != NULL) {
+        return take_err(&err, NULL, "put failed in", kv->path);
+    }
+    return 0;
+}
+
+int kv_delete(struct kv *kv, int cf, const void *key, size_t klen)
+{
+    char *err = NULL;
+
+    if (!cf_ok(kv, cf)) {
+        return OZ_EINVAL;
+    }
+    rocksdb_delete_cf(kv->db, kv->wopts, kv->cf[cf], key, klen, &err);
+    if (err != NULL) {
+        return take_err(&err, NULL, "delete failed in", kv->path);
+    }
+    return 0;
+}
+
+/* ---- batches ----------------------------------------------------------- */
+
+struct kv_batch *kv_batch_new(void)
+{
+    return calloc(1, sizeof(struct kv_batch));
+}
+
+void kv_batch_free(struct kv_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    free(b->ops);
+    free(b->data);
+    free(b);
+}
+
+/* Appends n bytes to the batch data; the offset goes to *off. */
+static int batch_append(struct kv_batch *b,
+                        const void *p,
+                        size_t n,
+                        size_t *off)
+{
+    if (n > SIZE_MAX / 2 - b->len) {
+        return OZ_ETOOBIG;
+    }
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap == 0 ? 256 : b->cap;
+        char *d;
+        while (cap < b->len + n) {
+            cap *= 2;
+        }
+        d = realloc(b->data, cap);
+        if (d == NULL) {
+            return OZ_ENOMEM;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    if (n > 0) {
+        memcpy(b->data + b->len, p, n);
+    }
+    *off = b->len;
+    b->len += n;
+    return 0;
+}
+
+static void batch_add(struct kv_batch *b,
+                      enum batch_op_type type,
+                      int cf,
+                      const void *key,
+                      size_t klen,
+                      const void *val,
+                      size_t vlen)
+{
+    struct batch_op op = {.type = type, .cf = cf, .klen = klen, .vlen = vlen};
+    int rc;
+
+    if (b->failed != 0) {
+        return;
+    }
+    if (b->n_ops == b->cap_ops) {
+        size_t cap = b->cap_ops == 0 ? 16 : b->cap_ops * 2;
+        struct batch_op *ops = realloc(b->ops, cap * sizeof(*ops));
+        if (ops == NULL) {
+            b->failed = OZ_ENOMEM;
+            return;
+        }
+        b->ops = ops;
+        b->cap_ops = cap;
+    }
+    rc = batch_append(b, key, klen, &op.key_off);
+    if (rc == 0) {
+        rc = batch_append(b, val, vlen, &op.val_off);
+    }
+    if (rc != 0) {
+        b->failed = rc;
+        return;
+    }
+    b->ops[b->n_ops++] = op;
+}
+
+void kv_batch_put(struct kv_batch *b,
+                  int cf,
+                  const void *key,
+                  size_t klen,
+                  const void *val,
+                  size_t vlen)
+{
+    batch_add(b, BATCH_PUT, cf, key, klen, val, vlen);
+}
+
+void kv_batch_delete(struct kv_batch *b, int cf, const void *key, size_t klen)
+{
+    batch_add(b, BATCH_DELETE, cf, key, klen, NULL, 0);
+}
+
+size_t kv_batch_count(const struct kv_batch *b)
+{
+    return b->n_ops;
+}
+
+int kv_write(struct kv *kv, struct kv_batch *b, bool sync, char *errmsg)
+{
+    rocksdb_writebatch_t *wb;
+    char *err = NULL;
+    size_t i;
+    int rc;
+
+    if (b->failed != 0) {
+        set_errmsg(errmsg,
+                   "cannot write batch to '%s': building it failed: "
+                   "%s",
+                   kv->path, oz_strerror(b->failed));
+        return b->failed;
+    }
+    for (i = 0; i < b->n_ops; i++) {
+        if (!cf_ok(kv, b->ops[i].cf)) {
+            set_errmsg(errmsg,
+                       "cannot write batch to '%s': operation %zu names "
+                       "column family %d, which is not open",
+                       kv->path, i, b->ops[i].cf);
+            return OZ_EINVAL;
+        }
+    }
+    /* Fault point: a failed batch write, e.g. the finalize transaction
+     * (DESIGN.md §6.2). Batches are the double buffer's unit, not one per
+     * request, so the lookup cost does not matter. */
+    rc = fault_hit("kv.write");
+    if (rc != 0) {
+        set_errmsg(errmsg, "cannot write batch to '%s': %s", kv->path,
+                   oz_strerror(rc));
+        return rc;
+    }
+    wb = rocksdb_writebatch_create();
+    if (wb == NULL) {
+        return OZ_ENOMEM;
+    }
+    for (i = 0; i < b->n_ops; i++) {
+        const struct batch_op *op = &b->ops[i];
+        if (op->type == BATCH_PUT) {
+            rocksdb_writebatch_put_cf(wb, kv->cf[op->cf], b->data + op->key_off,
+                                      op->klen, b->data + op->val_off,
+                                      op->vlen);
+        } else {
+            rocksdb_writebatch_delete_cf(wb, kv->cf[op->cf],
+                                         b->data + op->key_off, op->klen);
+        }
+    }
+    rocksdb_write(kv->db, sync ? kv->wopts_sync : kv->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    if (err != NULL) {
+        return take_err(&err, errmsg, "cannot write batch to", kv->path);
+    }
+    return 0;
+}
+
+/* ---- iterators --------------------------------------------------------- */
+
+struct kv_iter *kv_iter_new(struct kv *kv, int cf)
+{
+    struct kv_iter *it;
+
+    if (!cf_ok(kv, cf)) {
+        return NULL;
+    }
+    it = calloc(1, sizeof(*it));
+    if (it == NULL) {
+        return NULL;
+    }
+    it->kv = kv;
+    it->ropts = rocksdb_readoptions_create();
+    if (it->ropts == NULL) {
+        free(it);
+        return NULL;
+    }
+    it->snap = rocksdb_create_snapshot(kv->db);
+    rocksdb_readoptions_set_snapshot(it->ropts, it->snap);
+    it->it = rocksdb_create_iterator_cf(kv->db, it->ropts, kv->cf[cf]);
+    if (it->it == NULL) {
+        rocksdb_release_snapshot(kv->db, it->snap);
+        rocksdb_readoptions_destroy(it->ropts);
+        free(it);
+        return NULL;
+    }
+    atomic_fetch_add(&kv->n_iters, 1);
+    return it;
+}
+
+void kv_iter_free(struct kv_iter *it)
+{
+    if (it == NULL) {
+        return;
+    }
+    /* The iterator reads through the snapshot: destroy it first. */
+    rocksdb_iter_destroy(it->it);
+    if (it->snap != NULL) {
+        rocksdb_release_snapshot(it->kv->db, it->snap);
+    }
+    rocksdb_readoptions_destroy(it->ropts);
+    atomic_fetch_sub(&it->kv->n_iters, 1);
+    free(it);
+}
+
+/* An iterator that stops on an error looks like the end; say so. */
+static void check_iter(struct kv_iter *it)
+{
+    char *err = NULL;
+
+    if (rocksdb_iter_valid(it->it)) {
+        return;
+    }
+    rocksdb_iter_get_error(it->it, &err);
+    if (err != NULL) {
+        take_err(&err, NULL, "iteration stopped in", it->kv->path);
+    }
+}
+
+void kv_iter_seek_first(struct kv_iter *it)
+{
+    rocksdb_iter_seek_to_first(it->it);
+    check_iter(it);
+}
+
+void kv_iter_seek(struct kv_iter *it, const void *key, size_t klen)
+{
+    rocksdb_iter_seek(it->it, key, klen);
+    check_iter(it);
+}
+
+bool kv_iter_valid(const struct kv_iter *it)
+{
+    return rocksdb_iter_valid(it->it) != 0;
+}
+
+void kv_iter_next(struct kv_iter *it)
+{
+    if (!rocksdb_iter_valid(it->it)) {
+        return;
+    }
+    rocksdb_iter_next(it->it);
+    check_iter(it);
+}
+
+const void *kv_iter_key(const struct kv_iter *it, size_t *len)
+{
+    return rocksdb_iter_key(it->it, len);
+}
+
+const void *kv_iter_value(const struct kv_iter *it, size_t *len)
+{
+    return rocksdb_iter_value(it->it, len);
+}
+
+/* ---- checkpoints, sequence, layout version ----------------------------- */
+
+int kv_checkpoint(struct kv *kv, const char *dir, char *errmsg)
+{
+    struct stat st;
+    rocksdb_checkpoint_t *cp;
+    char *err = NULL;
+    int rc;
+
+    if (stat(dir, &st) == 0 || errno != ENOENT) {
+        set_errmsg(errmsg,
+                   "cannot create checkpoint '%s': the target already "
+                   "exists; remove it or choose a new directory",
+                   dir);
+        return OZ_EEXIST;
+    }
+    rc = fault_hit("kv.checkpoint");
+    if (rc != 0) {
+        set_errmsg(errmsg, "cannot create checkpoint '%s' of '%s': %s", dir,
+                   kv->path, oz_strerror(rc));
+        return rc;
+    }
+    cp = rocksdb_checkpoint_object_create(kv->db, &err);
+    if (err != NULL) {
+        return take_err(&err, errmsg, "cannot checkpoint", kv->path);
+    }
+    /* 0: always flush the memtables, so the checkpoint needs no WAL. */
+    rocksdb_checkpoint_create(cp, dir, 0, &err);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (err != NULL) {
+        rc = status_code(err);
+        set_errmsg(errmsg, "cannot create checkpoint '%s' of '%s': %s", dir,
+                   kv->path, err);
+        rocksdb_free(err);
+        err = NULL;
+        return rc == OZ_EEXIST ? OZ_EEXIST : OZ_EIO;
+    }
+    return 0;
+}
+
+uint64_t kv_latest_sequence(struct kv *kv)
+{
+    return rocksdb_get_latest_sequence_number(kv->db);
+}
+
+int kv_get_layout_version(struct kv *kv, int *out)
+{
+    int cf = kv_cf(kv, KV_META_CF);
+    void *val;
+    size_t len;
+    size_t i;
+    long long v = 0;
+    int rc;
+
+    *out = 0;
+    if (cf < 0) {
+        return OZ_ENOTFOUND;
+    }
+    rc = kv_get(kv, cf, KV_LAYOUT_VERSION_KEY, strlen(KV_LAYOUT_VERSION_KEY),
+                &val, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Decimal text, as Ozone stores it; anything else is damage. */
+    for (i = 0; i < len && rc == 0; i++) {
+        const char ch = ((const char *)val)[i];
+        if (ch < '0' || ch > '9' || v > INT_MAX / 10) {
+            rc = OZ_ECORRUPT;
+        } else {
+            v = v * 10 + (ch - '0');
+        }
+    }
+    if (len == 0 || v > INT_MAX) {
+        rc = OZ_ECORRUPT;
+    }
+    free(val);
+    if (rc != 0) {
+        log_error("kv: '%s' has a corrupt %s in %s", kv->path,
+                  KV_LAYOUT_VERSION_KEY, KV_META_CF);
+        return rc;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+void kv_batch_put_layout_version(struct kv *kv, struct kv_batch *b, int version)
+{
+    char text[16];
+    int cf = kv_cf(kv, KV_META_CF);
+    int n;
+
+    if (cf < 0 || version < 0) {
+        /* Read-only DB without the meta family, or a caller bug: the
+         * batch fails as a whole at kv_write. */
+        if (b->failed == 0) {
+            b->failed = cf < 0 ? OZ_ENOTFOUND : OZ_EINVAL;
+        }
+        return;
+    }
+    n = snprintf(text, sizeof(text), "%d", version);
+    kv_batch_put(b, cf, KV_LAYOUT_VERSION_KEY, strlen(KV_LAYOUT_VERSION_KEY),
+                 text, (size_t)n);
+}
