@@ -38,6 +38,7 @@ struct oz_client
     size_t max_message;
     size_t chunk_size;
     uint64_t block_size;
+    long long alloc_wait_ms;
     Ozone__Hdds__ReplicationFactor replication;
     pthread_mutex_t dn_mu; /* guards dns and n_dns */
     struct dn_entry *dns;
@@ -310,6 +311,11 @@ static int read_settings(struct oz_client *c,
         return OZ_ECONFIG;
     }
     c->block_size = (uint64_t)v;
+    rc = conf_get_duration_ms(conf, "ozone.client.block.allocation.timeout",
+                              "30s", &c->alloc_wait_ms, errmsg);
+    if (rc != 0) {
+        return OZ_ECONFIG;
+    }
     if (oz_parse_replication(conf_get_str(conf, "ozone.replication", "THREE"),
                              &c->replication) != 0) {
         oz_errmsg_printf(errmsg,
@@ -429,6 +435,11 @@ size_t oz_client_chunk_size(const struct oz_client *c)
 uint64_t oz__block_size(const struct oz_client *c)
 {
     return c->block_size;
+}
+
+long long oz__alloc_wait_ms(const struct oz_client *c)
+{
+    return c->alloc_wait_ms;
 }
 
 Ozone__Hdds__ReplicationFactor oz_client_default_replication(

@@ -51,4 +51,8 @@ void oz__wrap_error(struct oz_error *err, const char *fmt, ...)
 /* Block size assumed for a location whose reserved length OM left 0. */
 uint64_t oz__block_size(const struct oz_client *c);
 
+/* How long a writer keeps asking for a block while SCM finds no healthy
+ * pipeline (ozone.client.block.allocation.timeout). */
+long long oz__alloc_wait_ms(const struct oz_client *c);
+
 #endif

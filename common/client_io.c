@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checksum.h"
@@ -212,8 +213,53 @@ static int cur_finish(struct put *p, struct oz_error *err)
     return 0;
 }
 
-/* Asks OM for a new block that avoids everything excluded so far. */
+/* Sleeps before the next ask for a block; false once wait_ms is spent.
+ * SCM may need a heartbeat or two to open a pipeline that avoids a
+ * failed datanode (DESIGN.md §7), so "no healthy nodes" is retried for a
+ * bounded time before a put fails. */
+static bool wait_for_pipeline(const struct put *p,
+                              long long *waited_ms,
+                              long long *backoff_ms)
+{
+    long long wait = oz__alloc_wait_ms(p->c);
+    struct timespec ts;
+
+    if (*waited_ms >= wait) {
+        return false;
+    }
+    if (*backoff_ms > wait - *waited_ms) {
+        *backoff_ms = wait - *waited_ms;
+    }
+    ts.tv_sec = (time_t)(*backoff_ms / 1000);
+    ts.tv_nsec = (long)(*backoff_ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+    *waited_ms += *backoff_ms;
+    *backoff_ms = *backoff_ms * 2 > 2000 ? 2000 : *backoff_ms * 2;
+    return true;
+}
+
+static bool no_pipeline_yet(int rc, const struct oz_error *err)
+{
+    return rc == OZ_ERPC &&
+           err->code == OZONE__RESULT_CODE__FAILED_TO_FIND_HEALTHY_NODES;
+}
+
+static int allocate_block_once(struct put *p, struct oz_error *err);
+
 static int allocate_block(struct put *p, struct oz_error *err)
+{
+    long long waited = 0, backoff = 100;
+    int rc;
+
+    while ((rc = allocate_block_once(p, err)) != 0 &&
+           no_pipeline_yet(rc, err) &&
+           wait_for_pipeline(p, &waited, &backoff)) {
+    }
+    return rc;
+}
+
+/* Asks OM for a new block that avoids everything excluded so far. */
+static int allocate_block_once(struct put *p, struct oz_error *err)
 {
     Ozone__Om__AllocateBlockRequest req =
         OZONE__OM__ALLOCATE_BLOCK_REQUEST__INIT;
@@ -491,8 +537,9 @@ static int write_bytes(struct put *p,
             *err = werr;
             return rc;
         }
-        log_warn("client: %s; continuing key '%s/%s/%s' on a new block",
-                 werr.message, p->volume, p->bucket, p->key);
+        log_warn("client: %s: %s; continuing key '%s/%s/%s' on a new block",
+                 oz_result_name(werr.code), werr.message, p->volume, p->bucket,
+                 p->key);
         rc = cur_finish(p, err);
         if (rc != 0) {
             return rc;
@@ -550,7 +597,14 @@ static int create_key(struct put *p,
     req.key = (char *)p->key;
     req.data_size = size_hint;
     req.replication = repl;
-    rc = oz__om_call(p->c, "CreateKey", &req.base, &resp, err);
+    {
+        long long waited = 0, backoff = 100;
+        while ((rc = oz__om_call(p->c, "CreateKey", &req.base, &resp, err)) !=
+                   0 &&
+               no_pipeline_yet(rc, err) &&
+               wait_for_pipeline(p, &waited, &backoff)) {
+        }
+    }
     if (rc != 0) {
         return rc;
     }

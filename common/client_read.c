@@ -233,8 +233,9 @@ static int read_block(struct get *g,
             }
             log_warn(
                 "client: datanode '%s' failed chunk %s of key "
-                "'%s/%s/%s': %s; trying the next replica",
+                "'%s/%s/%s': %s: %s; trying the next replica",
                 dn_name(pl->members[m]), ci->name, g->volume, g->bucket, g->key,
+                oz_result_name(g->member_err[m].code),
                 g->member_err[m].message);
         }
         if (cresp == NULL) {

@@ -87,6 +87,10 @@ static const struct conf_key_info known_keys[] = {
      "Host and port of the datanode HTTP server."},
     {"hdds.heartbeat.interval", "30s",
      "How often a datanode heartbeats to SCM."},
+    {"hdds.datanode.advertise.address", NULL,
+     "Address (host or IP) the datanode tells SCM clients should dial; "
+     "default: the host of hdds.container.ipc.port, or 127.0.0.1 when it "
+     "is a wildcard."},
     {"hdds.datanode.id", NULL,
      "Overrides the datanode id (normally a UUID generated at first "
      "start)."},
@@ -102,6 +106,10 @@ static const struct conf_key_info known_keys[] = {
     /* Clients and RPC. */
     {"ozone.replication", "THREE",
      "Default replication of new keys: ONE or THREE."},
+    {"ozone.client.block.allocation.timeout", "30s",
+     "How long a writing client keeps asking OM for a block while SCM has "
+     "no healthy pipeline for it (e.g. while one replacing a failed "
+     "datanode opens) before the write fails."},
     {"ozone.rpc.max.message.size", "32MB",
      "Largest RPC message accepted or sent."},
     {"ozone.rpc.handler.count", "8",

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 
 #define DAEMON_SHUTDOWN_GRACE_MS 5000
 
@@ -775,6 +776,9 @@ static void wait_for_stop(struct daemon *d, sigset_t *set)
             continue;
         }
         if (sig == SIGHUP) {
+            /* Type=notify units: ExecReload sends SIGHUP; tell systemd when
+             * the reload starts and ends (DESIGN.md §4). */
+            notify_reloading();
             if (log_reopen() != 0) {
                 log_error(
                     "SIGHUP: cannot reopen the log file; still "
@@ -782,11 +786,13 @@ static void wait_for_stop(struct daemon *d, sigset_t *set)
             } else {
                 log_info("SIGHUP: log file reopened");
             }
+            notify_ready(NULL);
             continue;
         }
         log_info("received %s: draining and stopping",
                  sig == SIGTERM ? "SIGTERM" : "SIGINT");
         d->stopping = 1;
+        notify_stopping();
         return;
     }
 }
@@ -898,6 +904,14 @@ int daemon_main(const struct daemon_def *def, int argc, char **argv)
                 ? " (pre-finalized: finalize the upgrade when every "
                   "component runs the new release)"
                 : "");
+        /* After the "ready" line: systemd Type=notify units start their
+         * dependents now (DESIGN.md §4; a no-op outside systemd). */
+        char ready[256];
+        snprintf(ready, sizeof(ready),
+                 "%s ready: rpc %s, http %s, %s software %s, apparent %s",
+                 def->title, d->rpc_address, d->http_address,
+                 version_builtin_catalog(def->catalog)->name, sw, ap);
+        notify_ready(ready);
     }
     wait_for_stop(d, &set);
     status = 0;

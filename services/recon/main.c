@@ -1,8 +1,6 @@
-/* ozone-recon: the Recon (DESIGN.md §1).
+/* ozone-recon: the read-only observer (DESIGN.md §1, §9).
  *
- * Threading model: see common/daemon.h (main thread: start-up, signals,
- * shutdown; rpc completion-queue threads run handlers; libmicrohttpd
- * threads serve /prom, /healthz, /version).
+ * Threading model: see common/daemon.h.
  */
 #include "recon.h"
 
