@@ -737,8 +737,7 @@ err_after_raft:
     uv_check_init(&c->loop, &c->check);
     abort_after_raft_init(c);
     free_consensus(c);
-    return consensus__map_raft_err(rv) == OZ_EIO ? OZ_EIO
-                                                 : consensus__map_raft_err(rv);
+    return consensus__map_raft_err(rv);
 
 err_after_io:
     raft_uv_close(&c->io);

@@ -11,7 +11,9 @@
  *
  * Threading of callbacks: the FSM callbacks (apply, snapshot, restore) and
  * every completion callback (consensus_submit_cb, consensus_done_cb) run on
- * the raft thread, one at a time, with no lock of this module held; they
+ * the raft thread (FSM restore of the local snapshot also during
+ * consensus_open, on the opener's thread, before the raft thread exists),
+ * one at a time, with no lock of this module held; they
  * must not block for long (they stall replication) and may call the query
  * functions and the asynchronous functions of this module.
  *
@@ -174,8 +176,10 @@ typedef void (*consensus_done_cb)(void *arg, int status);
 /* Validates cfg (all strings are copied), opens the raft state in
  * cfg->data_dir, bootstraps if asked and possible, starts listening and
  * starts the raft thread. On success *out is the new server, to be freed
- * with consensus_close. OZ_ECONFIG (bad cfg), OZ_EIO (dir, port in use,
- * damaged state), OZ_ENOMEM, with errmsg (OZ_ERRMSG_SIZE bytes). */
+ * with consensus_close. OZ_ECONFIG (bad cfg), OZ_EIO (dir, port in use),
+ * OZ_ECORRUPT (damaged raft state), OZ_ENOMEM, with errmsg
+ * (OZ_ERRMSG_SIZE bytes). The process must ignore SIGPIPE (daemon.c
+ * does): raft_uv writes to sockets that peers may have closed. */
 int consensus_open(const struct consensus_config *cfg,
                    struct consensus **out,
                    char *errmsg);

@@ -405,7 +405,10 @@ void consensus__hand_over(struct consensus *c)
         w = waiter_new();
         op = consensus__op_new(c, OP_TRANSFER);
         if (w == NULL || op == NULL) {
-            free(w);
+            if (w != NULL) {
+                waiter_put(w);
+                waiter_put(w);
+            }
             free(op);
             return;
         }

@@ -380,13 +380,21 @@ static enum attempt_result on_failure(struct attempt *a,
         snprintf(err->message, sizeof(err->message), "gRPC status %d",
                  (int)status);
     }
-    if (!parse_ozone_error(trailer, err)) {
+    bool answered = parse_ozone_error(trailer, err);
+    if (!answered) {
         err->code = code_for_status(status);
         err->leader_hint[0] = '\0';
     }
     if (err->code == OZONE__RESULT_CODE__NOT_LEADER) {
         a->rc = OZ_ERPC;
         return ATTEMPT_NOT_LEADER;
+    }
+    if (status == GRPC_STATUS_UNAVAILABLE && answered) {
+        /* The node answered: something behind it is unavailable (e.g. OM
+         * cannot reach SCM). Its message says what; do not blame the node
+         * or fail over from it. */
+        a->rc = OZ_EUNAVAILABLE;
+        return ATTEMPT_DONE;
     }
     if (status == GRPC_STATUS_UNAVAILABLE) {
         char text[sizeof(err->message)];

@@ -772,16 +772,38 @@ static bool wait_drained(struct rpc_server *srv, int ms)
     return true;
 }
 
+/* Waits up to ms for the calls in flight to finish. True when none is
+ * left. Polls: calls is decremented without signalling. */
+static bool wait_calls_done(struct rpc_server *srv, int ms)
+{
+    struct timespec step = {0, 5 * 1000000L};
+
+    for (int waited = 0; atomic_load(&srv->calls) != 0; waited += 5) {
+        if (waited >= ms) {
+            return false;
+        }
+        nanosleep(&step, NULL);
+    }
+    return true;
+}
+
 static void stop_serving(struct rpc_server *srv, int grace_ms)
 {
     atomic_store(&srv->stopping, true);
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
-    pthread_mutex_lock(&srv->mu);
-    if (!wait_drained(srv, grace_ms < 0 ? 0 : grace_ms)) {
+    /* The shutdown tag also waits for idle client connections to go away,
+     * which a connected peer may never do: once the calls in flight have
+     * finished (or the grace is over), cancel what is left so that a
+     * drained server stops at once instead of after the whole grace. */
+    bool drained = wait_calls_done(srv, grace_ms < 0 ? 0 : grace_ms);
+    if (!drained) {
         log_warn(
             "rpc server: %zu calls still in flight after %d ms, "
             "cancelling them",
             atomic_load(&srv->calls), grace_ms);
+    }
+    pthread_mutex_lock(&srv->mu);
+    if (!wait_drained(srv, 0)) {
         pthread_mutex_unlock(&srv->mu);
         grpc_server_cancel_all_calls(srv->server);
         pthread_mutex_lock(&srv->mu);

@@ -612,8 +612,12 @@ int version_manager_open(struct version_manager *vm,
     return 0;
 
 err:
-    log_error("%s storage '%s': %s", cat != NULL ? cat->name : "?",
-              cfg->storage_dir != NULL ? cfg->storage_dir : "", errmsg);
+    /* No storage yet is the caller's decision (initialise, or tell the
+     * operator to run --init); everything else is worth an error line. */
+    if (rc != OZ_ENOTFOUND) {
+        log_error("%s storage '%s': %s", cat != NULL ? cat->name : "?",
+                  cfg->storage_dir != NULL ? cfg->storage_dir : "", errmsg);
+    }
     pthread_mutex_destroy(&vm->lock);
     oz_strlcpy(vm->errmsg, errmsg, sizeof(vm->errmsg));
     return rc;
