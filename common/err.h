@@ -13,23 +13,23 @@
 #define OZ_ERRMSG_SIZE 256
 
 /* X(name, value, text) */
-#define OZ_ERRORS(X)                                                   \
-    X(OZ_ENOMEM, -1, "out of memory")                                  \
-    X(OZ_EINVAL, -2, "invalid argument")                               \
-    X(OZ_EIO, -3, "input/output error")                                \
-    X(OZ_ENOTFOUND, -4, "not found")                                   \
-    X(OZ_ECORRUPT, -5, "corrupt data")                                 \
-    X(OZ_EVERSION, -6, "version mismatch")                             \
-    X(OZ_EUNAVAILABLE, -7, "service unavailable")                      \
-    X(OZ_ETIMEDOUT, -8, "timed out")                                   \
-    X(OZ_EEXIST, -9, "already exists")                                 \
-    X(OZ_ERPC, -10, "remote call failed")                              \
-    X(OZ_ETOOBIG, -11, "too large")                                    \
-    X(OZ_ENOTLEADER, -12, "not the leader")                            \
-    X(OZ_EREFUSED, -13, "refused")                                     \
-    X(OZ_ENOTSUPPORTED, -14, "operation not supported")                \
-    X(OZ_EFAULT, -15, "injected fault")                                \
-    X(OZ_ESTATE, -16, "invalid state")                                 \
+#define OZ_ERRORS(X)                                    \
+    X(OZ_ENOMEM, -1, "out of memory")                   \
+    X(OZ_EINVAL, -2, "invalid argument")                \
+    X(OZ_EIO, -3, "input/output error")                 \
+    X(OZ_ENOTFOUND, -4, "not found")                    \
+    X(OZ_ECORRUPT, -5, "corrupt data")                  \
+    X(OZ_EVERSION, -6, "version mismatch")              \
+    X(OZ_EUNAVAILABLE, -7, "service unavailable")       \
+    X(OZ_ETIMEDOUT, -8, "timed out")                    \
+    X(OZ_EEXIST, -9, "already exists")                  \
+    X(OZ_ERPC, -10, "remote call failed")               \
+    X(OZ_ETOOBIG, -11, "too large")                     \
+    X(OZ_ENOTLEADER, -12, "not the leader")             \
+    X(OZ_EREFUSED, -13, "refused")                      \
+    X(OZ_ENOTSUPPORTED, -14, "operation not supported") \
+    X(OZ_EFAULT, -15, "injected fault")                 \
+    X(OZ_ESTATE, -16, "invalid state")                  \
     X(OZ_ECONFIG, -17, "invalid configuration")
 
 enum oz_err {

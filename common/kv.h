@@ -22,17 +22,21 @@ struct kv_batch;
 struct kv_iter;
 
 enum kv_flags {
-    KV_CREATE = 1 << 0,      /* create the DB and missing families */
-    KV_SYNC = 1 << 1,        /* every write is fsynced (WAL sync) */
-    KV_READ_ONLY = 1 << 2,   /* open read-only */
+    KV_CREATE = 1 << 0,    /* create the DB and missing families */
+    KV_SYNC = 1 << 1,      /* every write is fsynced (WAL sync) */
+    KV_READ_ONLY = 1 << 2, /* open read-only */
 };
 
 /* Opens path with the given column families (names copied). Families
  * that exist on disk but are not listed are opened too (never dropped).
  * OZ_ENOTFOUND when the DB does not exist and KV_CREATE is not set;
  * OZ_ECORRUPT / OZ_EIO with errmsg otherwise. */
-int kv_open(struct kv **out, const char *path, const char *const *cfs,
-            size_t n_cfs, int flags, char *errmsg);
+int kv_open(struct kv **out,
+            const char *path,
+            const char *const *cfs,
+            size_t n_cfs,
+            int flags,
+            char *errmsg);
 /* Closes and frees; kv may be NULL. */
 void kv_close(struct kv *kv);
 
@@ -41,18 +45,29 @@ int kv_cf(const struct kv *kv, const char *name);
 
 /* *val is malloc'd (caller frees) and NUL-terminated past vlen for
  * convenience. OZ_ENOTFOUND when absent. */
-int kv_get(struct kv *kv, int cf, const void *key, size_t klen, void **val,
+int kv_get(struct kv *kv,
+           int cf,
+           const void *key,
+           size_t klen,
+           void **val,
            size_t *vlen);
-int kv_put(struct kv *kv, int cf, const void *key, size_t klen,
-           const void *val, size_t vlen);
+int kv_put(struct kv *kv,
+           int cf,
+           const void *key,
+           size_t klen,
+           const void *val,
+           size_t vlen);
 int kv_delete(struct kv *kv, int cf, const void *key, size_t klen);
 
 struct kv_batch *kv_batch_new(void);
 void kv_batch_free(struct kv_batch *b);
-void kv_batch_put(struct kv_batch *b, int cf, const void *key, size_t klen,
-                  const void *val, size_t vlen);
-void kv_batch_delete(struct kv_batch *b, int cf, const void *key,
-                     size_t klen);
+void kv_batch_put(struct kv_batch *b,
+                  int cf,
+                  const void *key,
+                  size_t klen,
+                  const void *val,
+                  size_t vlen);
+void kv_batch_delete(struct kv_batch *b, int cf, const void *key, size_t klen);
 size_t kv_batch_count(const struct kv_batch *b);
 /* Applies atomically; sync forces an fsync of the WAL. */
 int kv_write(struct kv *kv, struct kv_batch *b, bool sync, char *errmsg);
@@ -79,7 +94,8 @@ uint64_t kv_latest_sequence(struct kv *kv);
  * if not a number. batch_put adds it to a batch (same-batch write with the
  * finalize transaction, DESIGN.md §6.2). */
 int kv_get_layout_version(struct kv *kv, int *out);
-void kv_batch_put_layout_version(struct kv *kv, struct kv_batch *b,
+void kv_batch_put_layout_version(struct kv *kv,
+                                 struct kv_batch *b,
                                  int version);
 
 #endif

@@ -18,7 +18,9 @@ static enum log_level log_min = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-int log_init(const char *component, const char *node_id, const char *path,
+int log_init(const char *component,
+             const char *node_id,
+             const char *path,
              enum log_level level)
 {
     FILE *f = NULL;
@@ -82,8 +84,7 @@ void log_close(void)
 
 int log_parse_level(const char *s, enum log_level *out)
 {
-    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]);
-         i++) {
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
         if (strcasecmp(s, level_names[i]) == 0) {
             *out = (enum log_level)i;
             return 0;
@@ -115,12 +116,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
     pthread_mutex_lock(&log_lock);
     if (log_node[0] != '\0') {
         n = snprintf(line, sizeof(line), "%s.%03ldZ %-5s %s[%s] ", ts,
-                     now.tv_nsec / 1000000, level_names[level],
-                     log_component, log_node);
+                     now.tv_nsec / 1000000, level_names[level], log_component,
+                     log_node);
     } else {
         n = snprintf(line, sizeof(line), "%s.%03ldZ %-5s %s ", ts,
-                     now.tv_nsec / 1000000, level_names[level],
-                     log_component);
+                     now.tv_nsec / 1000000, level_names[level], log_component);
     }
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(line)) {

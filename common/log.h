@@ -8,12 +8,18 @@
 #ifndef OZONE_LOG_H
 #define OZONE_LOG_H
 
-enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN,
-                 LOG_LEVEL_ERROR };
+enum log_level {
+    LOG_LEVEL_DEBUG,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_WARN,
+    LOG_LEVEL_ERROR
+};
 
 /* path NULL or "-" logs to stderr. Returns 0 or OZ_EIO (file not
  * writable). component and node_id are copied. */
-int log_init(const char *component, const char *node_id, const char *path,
+int log_init(const char *component,
+             const char *node_id,
+             const char *path,
              enum log_level level);
 
 /* Changes the node id shown on later lines (e.g. once it is known). */

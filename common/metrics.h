@@ -11,15 +11,20 @@ struct metric;
 
 /* Registers (or finds) a series. name: "ozone_rpc_calls_total"; labels:
  * "" or 'method="GetVersion"' (copied). Never NULL (aborts on OOM). */
-struct metric *metrics_get(const char *name, const char *labels,
-                           enum metric_type type, const char *help);
+struct metric *metrics_get(const char *name,
+                           const char *labels,
+                           enum metric_type type,
+                           const char *help);
 void metrics_add(struct metric *m, double delta);
 void metrics_set(struct metric *m, double value);
 double metrics_value(const struct metric *m);
 
 /* Gauge computed at render time. */
-void metrics_register_fn(const char *name, const char *labels,
-                         const char *help, double (*fn)(void *), void *ctx);
+void metrics_register_fn(const char *name,
+                         const char *labels,
+                         const char *help,
+                         double (*fn)(void *),
+                         void *ctx);
 
 /* Prometheus text format; *out malloc'd (caller frees). */
 int metrics_render(char **out, size_t *len);

@@ -11,9 +11,11 @@
 #define PROPS_MAX_VALUE 1024
 #define PROPS_MAX_FILE (64 * 1024)
 
-struct props {
+struct props
+{
     size_t n;
-    struct {
+    struct
+    {
         char key[PROPS_MAX_KEY];
         char value[PROPS_MAX_VALUE];
     } e[PROPS_MAX_ENTRIES];
@@ -32,7 +34,9 @@ int props_load(struct props *p, const char *path, char *errmsg);
 /* Atomic write: temp file in the same directory, fsync, rename, fsync the
  * directory. A crash leaves either the old or the new file. Fault points:
  * "props.save.before_rename". */
-int props_save(const struct props *p, const char *path, const char *comment,
+int props_save(const struct props *p,
+               const char *path,
+               const char *comment,
                char *errmsg);
 
 /* Creates a directory and its parents (mode 0755). 0 or OZ_EIO. */

@@ -52,7 +52,8 @@ enum rpc_status {
  * borrowed and must outlive every server and client using the identity.
  * software/apparent are read at each send through versions() when it is
  * set (so a finalization is visible at once), else from the fields. */
-struct rpc_identity {
+struct rpc_identity
+{
     Ozone__Component component;
     const char *node_id;
     const char *cluster_id;
@@ -90,19 +91,21 @@ typedef enum rpc_handler_result (*rpc_handler_fn)(void *service_data,
                                                   const ProtobufCMessage *req,
                                                   ProtobufCMessage *resp);
 
-struct rpc_server_config {
+struct rpc_server_config
+{
     /* Addresses to bind ("127.0.0.1:9862", "0.0.0.0:0" picks a free port).
      * Identical entries are bound once. At least one. */
     const char *const *listen_addrs;
     size_t n_listen_addrs;
-    unsigned n_threads;         /* completion-queue threads; 0 -> 4 */
-    size_t max_message_bytes;   /* receive cap; 0 -> 32 MiB */
+    unsigned n_threads;                  /* completion-queue threads; 0 -> 4 */
+    size_t max_message_bytes;            /* receive cap; 0 -> 32 MiB */
     const struct rpc_identity *identity; /* borrowed, outlives server */
 };
 
 /* Creates a server (not started). 0, or OZ_EINVAL / OZ_ENOMEM with errmsg. */
 int rpc_server_new(struct rpc_server **out,
-                   const struct rpc_server_config *cfg, char *errmsg);
+                   const struct rpc_server_config *cfg,
+                   char *errmsg);
 
 /* Registers a service. handlers[i] serves service->methods[i]; a NULL
  * entry answers UNIMPLEMENTED. Every input and output message of the
@@ -110,7 +113,8 @@ int rpc_server_new(struct rpc_server **out,
  * Must be called before rpc_server_start(). data is passed to handlers. */
 int rpc_server_add_service(struct rpc_server *srv,
                            const ProtobufCServiceDescriptor *service,
-                           const rpc_handler_fn *handlers, void *data,
+                           const rpc_handler_fn *handlers,
+                           void *data,
                            char *errmsg);
 
 /* Binds and starts serving. OZ_EIO with errmsg when an address cannot be
@@ -143,10 +147,12 @@ char *rpc_call_printf(struct rpc_call *call, const char *fmt, ...)
 
 /* Marks the call failed: status is the gRPC status, code the Ozone result
  * code, message in our grammar. leader_hint may be NULL. */
-void rpc_call_set_error(struct rpc_call *call, enum rpc_status status,
-                        Ozone__ResultCode code, const char *leader_hint,
-                        const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void rpc_call_set_error(struct rpc_call *call,
+                        enum rpc_status status,
+                        Ozone__ResultCode code,
+                        const char *leader_hint,
+                        const char *fmt,
+                        ...) __attribute__((format(printf, 5, 6)));
 
 /* The response message of a PENDING call (to fill before completing). */
 ProtobufCMessage *rpc_call_response(struct rpc_call *call);
@@ -159,7 +165,8 @@ void rpc_call_complete(struct rpc_call *call);
 
 struct rpc_client;
 
-struct rpc_client_config {
+struct rpc_client_config
+{
     /* Addresses of the nodes of one service ("host:port"); copied. The
      * client tries them in order, moving on when one is UNAVAILABLE or
      * answers NOT_LEADER (its leader_hint, when it names a known or new
@@ -167,25 +174,27 @@ struct rpc_client_config {
     const char *const *addrs;
     size_t n_addrs;
     const struct rpc_identity *identity; /* borrowed, outlives client */
-    int deadline_ms;          /* per attempt; 0 -> 10000 */
-    int max_attempts;         /* total attempts per call; 0 -> 2 * n_addrs + 3 */
-    int backoff_ms;           /* first backoff, doubles, capped; 0 -> 50 */
+    int deadline_ms;                     /* per attempt; 0 -> 10000 */
+    int max_attempts; /* total attempts per call; 0 -> 2 * n_addrs + 3 */
+    int backoff_ms;   /* first backoff, doubles, capped; 0 -> 50 */
     size_t max_message_bytes; /* receive cap; 0 -> 32 MiB */
     /* When true, a call waits for a connection (GRPC wait-for-ready)
      * instead of failing at once on a closed port. */
     bool wait_for_ready;
 };
 
-struct rpc_error {
-    enum rpc_status status;   /* RPC_STATUS_OK when the call succeeded */
-    Ozone__ResultCode code;   /* OZONE__RESULT_CODE__OK when none */
+struct rpc_error
+{
+    enum rpc_status status; /* RPC_STATUS_OK when the call succeeded */
+    Ozone__ResultCode code; /* OZONE__RESULT_CODE__OK when none */
     char message[512];
     char leader_hint[256];
-    char address[256];        /* the node that answered last */
+    char address[256]; /* the node that answered last */
 };
 
 int rpc_client_new(struct rpc_client **out,
-                   const struct rpc_client_config *cfg, char *errmsg);
+                   const struct rpc_client_config *cfg,
+                   char *errmsg);
 void rpc_client_free(struct rpc_client *c);
 
 /* Calls service/method (method name as in the .proto, "GetVersion").
@@ -197,8 +206,10 @@ void rpc_client_free(struct rpc_client *c);
  * Retries only UNAVAILABLE and NOT_LEADER, with backoff. Thread-safe. */
 int rpc_client_call(struct rpc_client *c,
                     const ProtobufCServiceDescriptor *service,
-                    const char *method, ProtobufCMessage *req,
-                    ProtobufCMessage **resp, struct rpc_error *err);
+                    const char *method,
+                    ProtobufCMessage *req,
+                    ProtobufCMessage **resp,
+                    struct rpc_error *err);
 
 /* The address that answered last (the known leader); borrowed. */
 const char *rpc_client_current_address(const struct rpc_client *c);
