@@ -19,11 +19,18 @@
 
 #include "err.h"
 
+/* Upper bounds of histogram buckets, in the unit observed (seconds). */
+static const double hist_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                     0.025,  0.05,  0.1,    0.25,  0.5,
+                                     1,      2.5,   5,      10};
+#define HIST_N (sizeof(hist_bounds) / sizeof(hist_bounds[0]))
+
 struct metric
 {
     struct metric *next; /* next series of the same family */
     char *labels;
-    _Atomic uint64_t bits;
+    _Atomic uint64_t bits;     /* value; for a histogram, the sum */
+    _Atomic uint64_t *buckets; /* histogram only: HIST_N + 1 counts */
     double (*fn)(void *);
     void *ctx;
 };
@@ -120,6 +127,15 @@ static struct metric *series_get(struct family *f, const char *labels)
     }
     m->labels = xstrdup(labels);
     atomic_init(&m->bits, to_bits(0.0));
+    if (f->type == METRIC_HISTOGRAM) {
+        m->buckets = calloc(HIST_N + 1, sizeof(*m->buckets));
+        if (m->buckets == NULL) {
+            oom_abort();
+        }
+        for (size_t i = 0; i <= HIST_N; i++) {
+            atomic_init(&m->buckets[i], 0);
+        }
+    }
     *f->series_tail = m;
     f->series_tail = &m->next;
     return m;
@@ -147,6 +163,24 @@ void metrics_add(struct metric *m, double delta)
         upd = to_bits(from_bits(old) + delta);
     } while (!atomic_compare_exchange_weak_explicit(
         &m->bits, &old, upd, memory_order_relaxed, memory_order_relaxed));
+}
+
+void metrics_observe(struct metric *m, double value)
+{
+    size_t i = 0;
+
+    if (m->buckets == NULL) { /* not a histogram: a programming error */
+        fprintf(stderr, "%s:%d: metrics_observe on a non-histogram\n", __FILE__,
+                __LINE__);
+        abort();
+    }
+    while (i < HIST_N && value > hist_bounds[i]) {
+        i++;
+    }
+    /* buckets[i] counts observations in (bound[i-1], bound[i]]; the last
+     * one is +Inf. Rendering makes them cumulative. */
+    atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
+    metrics_add(m, value);
 }
 
 void metrics_set(struct metric *m, double value)
@@ -256,6 +290,34 @@ static void out_help(struct outbuf *o, const char *help)
     out_printf(o, "\n");
 }
 
+static void render_histogram(struct outbuf *o,
+                             const char *name,
+                             const struct metric *m)
+{
+    const char *sep = m->labels[0] != '\0' ? "," : "";
+    uint64_t cum = 0;
+    char val[64];
+
+    for (size_t i = 0; i <= HIST_N; i++) {
+        cum += atomic_load_explicit(&m->buckets[i], memory_order_relaxed);
+        if (i < HIST_N) {
+            format_value(val, sizeof(val), hist_bounds[i]);
+        } else {
+            snprintf(val, sizeof(val), "+Inf");
+        }
+        out_printf(o, "%s_bucket{%s%sle=\"%s\"} %" PRIu64 "\n", name, m->labels,
+                   sep, val, cum);
+    }
+    format_value(val, sizeof(val), metrics_value(m));
+    if (m->labels[0] != '\0') {
+        out_printf(o, "%s_sum{%s} %s\n%s_count{%s} %" PRIu64 "\n", name,
+                   m->labels, val, name, m->labels, cum);
+    } else {
+        out_printf(o, "%s_sum %s\n%s_count %" PRIu64 "\n", name, val, name,
+                   cum);
+    }
+}
+
 /* fn gauges run under registry_lock: they must not call metrics_get. */
 int metrics_render(char **out, size_t *len)
 {
@@ -276,8 +338,14 @@ int metrics_render(char **out, size_t *len)
         out_printf(&o, "# HELP %s ", f->name);
         out_help(&o, f->help);
         out_printf(&o, "# TYPE %s %s\n", f->name,
-                   f->type == METRIC_COUNTER ? "counter" : "gauge");
+                   f->type == METRIC_COUNTER     ? "counter"
+                   : f->type == METRIC_HISTOGRAM ? "histogram"
+                                                 : "gauge");
         for (const struct metric *m = f->series; m != NULL; m = m->next) {
+            if (f->type == METRIC_HISTOGRAM) {
+                render_histogram(&o, f->name, m);
+                continue;
+            }
             format_value(val, sizeof(val), metrics_value(m));
             if (m->labels[0] != '\0') {
                 out_printf(&o, "%s{%s} %s\n", f->name, m->labels, val);
@@ -310,6 +378,7 @@ void metrics_reset(void)
         fnext = f->next;
         for (m = f->series; m != NULL; m = mnext) {
             mnext = m->next;
+            free(m->buckets);
             free(m->labels);
             free(m);
         }

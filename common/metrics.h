@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-enum metric_type { METRIC_COUNTER, METRIC_GAUGE };
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
 
 struct metric;
 
@@ -18,6 +18,12 @@ struct metric *metrics_get(const char *name,
 void metrics_add(struct metric *m, double delta);
 void metrics_set(struct metric *m, double value);
 double metrics_value(const struct metric *m);
+
+/* Histogram series (type METRIC_HISTOGRAM from metrics_get): records one
+ * observation, e.g. a latency in seconds. Buckets are fixed, from 0.5 ms
+ * to 10 s, rendered cumulatively as name_bucket{le=...}, name_sum and
+ * name_count, so PromQL's histogram_quantile() gives p50/p99. Lock-free. */
+void metrics_observe(struct metric *m, double value);
 
 /* Gauge computed at render time. */
 void metrics_register_fn(const char *name,

@@ -41,6 +41,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "rpc_internal.h"
 
 #define DEFAULT_THREADS 4u
@@ -65,6 +66,10 @@ struct method
     const ProtobufCFieldDescriptor *resp_hdr;
     char *path;   /* "/<service>/<method>" */
     void *handle; /* grpc_server_register_method */
+    /* DESIGN.md §12: RPC counts and latencies on /prom. */
+    struct metric *requests;
+    struct metric *errors;
+    struct metric *latency;
 };
 
 /* One outstanding grpc_server_request_(registered_)call. */
@@ -122,6 +127,7 @@ struct rpc_call
     ProtobufCMessage *resp;
     const Ozone__VersionHeader *peer;
     struct rpc__arena arena;
+    struct timespec start; /* when the call arrived, for the latency */
 
     bool failed;
     struct rpc__status err;
@@ -224,6 +230,23 @@ static void call_fail(struct rpc_call *c, const struct rpc__status *st)
     c->err = *st;
 }
 
+static void record_metrics(const struct rpc_call *c)
+{
+    struct timespec now;
+
+    if (c->method == NULL) {
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    metrics_add(c->method->requests, 1);
+    if (c->failed) {
+        metrics_add(c->method->errors, 1);
+    }
+    metrics_observe(c->method->latency,
+                    (double)(now.tv_sec - c->start.tv_sec) +
+                        (double)(now.tv_nsec - c->start.tv_nsec) / 1e9);
+}
+
 /* Starts the one send batch of c; its completion frees c. */
 static void call_send(struct rpc_call *c)
 {
@@ -232,6 +255,7 @@ static void call_send(struct rpc_call *c)
     grpc_call_error rc;
 
     memset(ops, 0, sizeof(ops));
+    record_metrics(c);
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     n++;
     if (!c->failed && c->resp != NULL) {
@@ -395,6 +419,7 @@ static void on_slot(struct slot *s, bool ok)
     c->srv = srv;
     c->call = s->call;
     c->req_md = s->md;
+    clock_gettime(CLOCK_MONOTONIC, &c->start);
     rpc__arena_init(&c->arena);
     if (generic) {
         size_t len = GRPC_SLICE_LENGTH(s->details.method);
@@ -592,6 +617,18 @@ int rpc_server_add_service(struct rpc_server *srv,
         m->handler = handlers != NULL ? handlers[i] : NULL;
         m->data = data;
         m->resp_hdr = rpc__header_field(md->output);
+        char labels[256];
+        snprintf(labels, sizeof(labels), "service=\"%s\",method=\"%s\"",
+                 service->name, md->name);
+        m->requests =
+            metrics_get("ozone_rpc_requests_total", labels, METRIC_COUNTER,
+                        "RPC requests answered, by method");
+        m->errors =
+            metrics_get("ozone_rpc_errors_total", labels, METRIC_COUNTER,
+                        "RPC requests answered with an error");
+        m->latency =
+            metrics_get("ozone_rpc_latency_seconds", labels, METRIC_HISTOGRAM,
+                        "time from arrival to answer of an RPC");
         srv->n_methods++;
     }
     return 0;

@@ -82,6 +82,14 @@ class Foundation(oztest.OzoneTestCase):
                              r'.*\} 100' % COMPONENTS[node.kind])
             self.assertRegex(prom, r"ozone_apparent_version\{.*\} 100")
             self.assertIn("ozone_build_info{", prom)
+            # The GetVersion calls above were counted and timed.
+            self.assertRegex(prom, r'ozone_rpc_requests_total\{service='
+                             r'"ozone.VersionService",method="GetVersion"\} '
+                             r'[1-9]')
+            self.assertIn("# TYPE ozone_rpc_latency_seconds histogram", prom)
+            self.assertRegex(prom, r'ozone_rpc_latency_seconds_count\{service='
+                             r'"ozone.VersionService",method="GetVersion"\} '
+                             r'[1-9]')
         # All components share the cluster id SCM created.
         ids = {n.version_json()["clusterId"] for n in c.nodes}
         self.assertEqual(len(ids), 1, ids)

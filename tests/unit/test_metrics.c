@@ -174,6 +174,32 @@ static void test_fn_gauge(void **state)
     free(out);
 }
 
+static void test_histogram(void **state)
+{
+    struct metric *h =
+        metrics_get("lat_seconds", "m=\"x\"", METRIC_HISTOGRAM, "latency");
+    char *out;
+
+    (void)state;
+    metrics_observe(h, 0.0002); /* le 0.0005 */
+    metrics_observe(h, 0.0005); /* le 0.0005: bounds are inclusive */
+    metrics_observe(h, 0.003);  /* le 0.005 */
+    metrics_observe(h, 42);     /* +Inf only */
+    out = render();
+    assert_non_null(strstr(out, "# TYPE lat_seconds histogram\n"));
+    assert_non_null(
+        strstr(out, "lat_seconds_bucket{m=\"x\",le=\"0.0005\"} 2\n"));
+    assert_non_null(
+        strstr(out, "lat_seconds_bucket{m=\"x\",le=\"0.0025\"} 2\n"));
+    assert_non_null(
+        strstr(out, "lat_seconds_bucket{m=\"x\",le=\"0.005\"} 3\n"));
+    assert_non_null(strstr(out, "lat_seconds_bucket{m=\"x\",le=\"10\"} 3\n"));
+    assert_non_null(strstr(out, "lat_seconds_bucket{m=\"x\",le=\"+Inf\"} 4\n"));
+    assert_non_null(strstr(out, "lat_seconds_sum{m=\"x\"} 42.0037\n"));
+    assert_non_null(strstr(out, "lat_seconds_count{m=\"x\"} 4\n"));
+    free(out);
+}
+
 static void test_reset(void **state)
 {
     struct metric *m;
@@ -198,6 +224,7 @@ int main(void)
         cmocka_unit_test_teardown(test_help_escaped, teardown),
         cmocka_unit_test_teardown(test_concurrent_adds, teardown),
         cmocka_unit_test_teardown(test_fn_gauge, teardown),
+        cmocka_unit_test_teardown(test_histogram, teardown),
         cmocka_unit_test_teardown(test_reset, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
