@@ -8,8 +8,8 @@
 #   rolling-upgrade.sh --from ozone-c:old --to ozone-c:new
 #       [--om-order om2,om3,om1] [--timeout SECONDS] [--dry-run]
 #
-# --om-order: restart the OM leader last (find it with 'ozone admin om
-# roles' or the OMs' /prom). --dry-run: print the steps and check with
+# --om-order: the order of the OMs; put the current OM leader last, so
+# leadership moves once (DESIGN.md §8). --dry-run: print the steps and check with
 # 'docker-compose config' (no engine needed) that after each step exactly
 # the services rolled so far run the new image; scripts/validate-deploy runs
 # it in CI. The cluster stays pre-finalized afterwards: finalizing is a
