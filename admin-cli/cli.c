@@ -91,14 +91,63 @@ void cli_release(struct cli *cli)
     cli->conf = NULL;
 }
 
+static void print_indent(FILE *f, int depth)
+{
+    for (int i = 0; i < depth; i++) {
+        fputs("  ", f);
+    }
+}
+
+/* Prints v the way Ozone's CLI does (Jackson's default pretty printer):
+ * objects one member a line indented by two spaces with " : ", arrays
+ * inline ("[ {", "}, {", "} ]"), empty containers as "{ }" and "[ ]". */
+static void print_jackson(FILE *f, const cJSON *v, int depth)
+{
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        bool obj = cJSON_IsObject(v);
+        const cJSON *c = v->child;
+
+        if (c == NULL) {
+            fputs(obj ? "{ }" : "[ ]", f);
+            return;
+        }
+        fputs(obj ? "{" : "[ ", f);
+        for (; c != NULL; c = c->next) {
+            if (obj) {
+                cJSON *name = cJSON_CreateStringReference(
+                    c->string != NULL ? c->string : "");
+                char *key = name != NULL ? cJSON_PrintUnformatted(name) : NULL;
+                cJSON_Delete(name);
+                fputc('\n', f);
+                print_indent(f, depth + 1);
+                fprintf(f, "%s : ", key != NULL ? key : "\"\"");
+                free(key);
+                print_jackson(f, c, depth + 1);
+            } else {
+                print_jackson(f, c, depth);
+            }
+            if (c->next != NULL) {
+                fputs(obj ? "," : ", ", f);
+            }
+        }
+        if (obj) {
+            fputc('\n', f);
+            print_indent(f, depth);
+            fputc('}', f);
+        } else {
+            fputs(" ]", f);
+        }
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(v);
+    fputs(text != NULL ? text : "null", f);
+    free(text);
+}
+
 void cli_print_json(cJSON *v)
 {
-    char *text = cJSON_Print(v);
-
-    if (text != NULL) {
-        puts(text);
-        free(text);
-    }
+    print_jackson(stdout, v, 0);
+    fputc('\n', stdout);
     cJSON_Delete(v);
 }
 
