@@ -87,5 +87,10 @@ int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_sh(struct cli *cli, int argc, char **argv);
 int cmd_admin(struct cli *cli, int argc, char **argv);
 int cmd_freon(struct cli *cli, int argc, char **argv);
+/* cmd_upgrade.c: argv[0] is "scm" / "upgrade". */
+int cmd_admin_scm(struct cli *cli, int argc, char **argv);
+int cmd_admin_upgrade(struct cli *cli, int argc, char **argv);
+/* cmd_om.c: argv[0] is "om". */
+int cmd_admin_om(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -330,7 +330,13 @@ static void admin_usage(FILE *f)
         "  container list [--state S] [--start ID] [--count N] [--json]\n"
         "      containers (S: OPEN, CLOSING, CLOSED, UNHEALTHY)\n"
         "  pipeline list [--json]\n"
-        "      write pipelines\n",
+        "      write pipelines\n"
+        "  om roles | transfer | prepare | cancelprepare | digest\n"
+        "      the OM service's raft ring (see 'ozone admin om --help')\n"
+        "  scm finalizeupgrade | finalizationstatus\n"
+        "      finalize SCM's upgrade (datanodes follow) or show its state\n"
+        "  upgrade status [-v] [--json]\n"
+        "      every component's finalization state and its blockers\n",
         f);
 }
 
@@ -355,6 +361,17 @@ int cmd_admin(struct cli *cli, int argc, char **argv)
         strcmp(what, "--help") == 0) {
         admin_usage(what != NULL ? stdout : stderr);
         return what != NULL ? CLI_OK : CLI_USAGE;
+    }
+    /* Upgrade commands live in cmd_upgrade.c. */
+    if (strcmp(what, "scm") == 0) {
+        return cmd_admin_scm(cli, argc - 1, argv + 1);
+    }
+    if (strcmp(what, "upgrade") == 0) {
+        return cmd_admin_upgrade(cli, argc - 1, argv + 1);
+    }
+    /* The OM ring: cmd_om.c. */
+    if (strcmp(what, "om") == 0) {
+        return cmd_admin_om(cli, argc - 1, argv + 1);
     }
     if (strcmp(what, "datanode") != 0 && strcmp(what, "container") != 0 &&
         strcmp(what, "pipeline") != 0) {

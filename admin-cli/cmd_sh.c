@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_upgrade_om.h"
 #include "client.h"
 #include "err.h"
 
@@ -170,8 +171,9 @@ static cJSON *bucket_json(const Ozone__Om__BucketInfo *b)
     add_u64(o, "usedNamespace", b->used_namespace);
     add_time(o, "creationTime", b->creation_time);
     add_time(o, "modificationTime", b->modification_time);
-    cJSON_AddNumberToObject(o, "quotaInBytes", -1);
-    cJSON_AddNumberToObject(o, "quotaInNamespace", -1);
+    /* OM BUCKET_QUOTA (101); -1 (Ozone's "none") while unset. */
+    add_quota(o, "quotaInBytes", b->quota_in_bytes);
+    add_quota(o, "quotaInNamespace", b->quota_in_namespace);
     cJSON_AddStringToObject(o, "bucketLayout", "LEGACY");
     cJSON_AddStringToObject(o, "owner", b->owner);
     cJSON_AddFalseToObject(o, "link");
@@ -753,6 +755,13 @@ int cmd_sh(struct cli *cli, int argc, char **argv)
         strcmp(object, "--help") == 0) {
         sh_usage(object != NULL ? stdout : stderr, NULL);
         return object != NULL ? CLI_OK : CLI_USAGE;
+    }
+    /* OM features above ZDU_READY: cmd_upgrade_om.c. */
+    if (verb != NULL &&
+        ((strcmp(object, "bucket") == 0 && strcmp(verb, "setquota") == 0) ||
+         (strcmp(object, "key") == 0 &&
+          (strcmp(verb, "settags") == 0 || strcmp(verb, "gettags") == 0)))) {
+        return cmd_sh_upgrade_features(cli, verb, argc - 2, argv + 2);
     }
     for (size_t i = 0; i < N_SH_CMDS; i++) {
         if (strcmp(sh_cmds[i].object, object) != 0) {

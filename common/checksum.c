@@ -1,6 +1,9 @@
 #include "checksum.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+
+#include <openssl/evp.h>
 
 #define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli polynomial */
 
@@ -46,4 +49,73 @@ uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
         crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
     }
     return ~crc;
+}
+
+/* ---- SHA-256 (OpenSSL EVP; no other file calls OpenSSL) ---- */
+
+struct oz_sha256
+{
+    EVP_MD_CTX *ctx;
+};
+
+void oz_sha256(const void *buf, size_t len, uint8_t out[OZ_SHA256_LEN])
+{
+    unsigned int n = OZ_SHA256_LEN;
+
+    if (EVP_Digest(buf, len, out, &n, EVP_sha256(), NULL) != 1) {
+        /* Only an allocation failure inside OpenSSL gets here. */
+        abort();
+    }
+}
+
+struct oz_sha256 *oz_sha256_new(void)
+{
+    struct oz_sha256 *h = malloc(sizeof(*h));
+
+    if (h == NULL) {
+        return NULL;
+    }
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void oz_sha256_update(struct oz_sha256 *h, const void *buf, size_t len)
+{
+    if (len > 0 && EVP_DigestUpdate(h->ctx, buf, len) != 1) {
+        abort();
+    }
+}
+
+void oz_sha256_final(struct oz_sha256 *h, uint8_t out[OZ_SHA256_LEN])
+{
+    unsigned int n = OZ_SHA256_LEN;
+
+    if (EVP_DigestFinal_ex(h->ctx, out, &n) != 1) {
+        abort();
+    }
+    oz_sha256_free(h);
+}
+
+void oz_sha256_free(struct oz_sha256 *h)
+{
+    if (h != NULL) {
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+    }
+}
+
+void oz_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 0xf];
+    }
+    out[2 * n] = '\0';
 }

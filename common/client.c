@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "err.h"
 
@@ -40,6 +41,9 @@ struct oz_client
     uint64_t block_size;
     long long alloc_wait_ms;
     Ozone__Hdds__ReplicationFactor replication;
+    size_t n_oms;
+    long long om_wait_ms; /* ozone.client.om.wait.timeout */
+    Ozone__Datanode__ChecksumType checksum_type;
     pthread_mutex_t dn_mu; /* guards dns and n_dns */
     struct dn_entry *dns;
     size_t n_dns;
@@ -311,9 +315,29 @@ static int read_settings(struct oz_client *c,
         return OZ_ECONFIG;
     }
     c->block_size = (uint64_t)v;
+    rc = conf_get_duration_ms(conf, "ozone.client.om.wait.timeout", "30s",
+                              &c->om_wait_ms, errmsg);
+    if (rc != 0) {
+        return OZ_ECONFIG;
+    }
     rc = conf_get_duration_ms(conf, "ozone.client.block.allocation.timeout",
                               "30s", &c->alloc_wait_ms, errmsg);
     if (rc != 0) {
+        return OZ_ECONFIG;
+    }
+    /* HDDS CHUNK_CHECKSUM_SHA256 (101): datanodes refuse SHA256 with
+     * NOT_SUPPORTED_OPERATION_PRIOR_FINALIZATION until it is finalized. */
+    const char *ck = conf_get_str(conf, "ozone.client.checksum.type", "CRC32C");
+    if (strcasecmp(ck, "CRC32C") == 0) {
+        c->checksum_type = OZONE__DATANODE__CHECKSUM_TYPE__CRC32C;
+    } else if (strcasecmp(ck, "SHA256") == 0) {
+        c->checksum_type = OZONE__DATANODE__CHECKSUM_TYPE__SHA256;
+    } else {
+        oz_errmsg_printf(errmsg,
+                         "invalid value '%s' for "
+                         "'ozone.client.checksum.type': expected CRC32C or "
+                         "SHA256",
+                         ck);
         return OZ_ECONFIG;
     }
     if (oz_parse_replication(conf_get_str(conf, "ozone.replication", "THREE"),
@@ -377,7 +401,11 @@ int oz_client_new(struct oz_client **out,
     for (size_t i = 0; i < n_oms; i++) {
         om_ptrs[i] = oms[i];
     }
-    rc = new_rpc(c, om_ptrs, n_oms, 0, &c->om, errmsg);
+    /* An OM service: enough attempts to ride out a leader election
+     * (the backoff doubles to 1 s between rounds, DESIGN.md §5). */
+    c->n_oms = n_oms;
+    rc = new_rpc(c, om_ptrs, n_oms, n_oms > 1 ? 8 * (int)n_oms + 6 : 0, &c->om,
+                 errmsg);
     if (rc != 0) {
         goto err_after_client;
     }
@@ -432,6 +460,11 @@ size_t oz_client_chunk_size(const struct oz_client *c)
     return c->chunk_size;
 }
 
+Ozone__Datanode__ChecksumType oz__checksum_type(const struct oz_client *c)
+{
+    return c->checksum_type;
+}
+
 uint64_t oz__block_size(const struct oz_client *c)
 {
     return c->block_size;
@@ -475,6 +508,18 @@ const char *oz_replication_name(Ozone__Hdds__ReplicationFactor f)
 
 /* ---- calls ---- */
 
+/* True when a single OM did not answer because nothing listens (it is
+ * restarting, e.g. in a rolling upgrade, DESIGN.md §6.7); the rpc layer
+ * words those failures "cannot reach '<address>': ...". An UNAVAILABLE
+ * the OM itself answered (SCM unreachable behind it) is not one. */
+static bool om_restarting(const struct oz_client *c,
+                          int rc,
+                          const struct rpc_error *re)
+{
+    return c->n_oms == 1 && rc == OZ_EUNAVAILABLE &&
+           strncmp(re->message, "cannot reach '", 14) == 0;
+}
+
 int oz__om_call(struct oz_client *c,
                 const char *method,
                 ProtobufCMessage *req,
@@ -482,7 +527,53 @@ int oz__om_call(struct oz_client *c,
                 struct oz_error *err)
 {
     struct rpc_error re;
-    int rc = rpc_client_call(c->om, oz__om_service, method, req, resp, &re);
+    struct timespec start, now;
+    long long backoff = 100;
+    int rc;
+
+    /* Wait for a restarting single OM up to ozone.client.om.wait.timeout
+     * instead of failing at once (an OM service fails over instead); the
+     * last error still names the OM's address. */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while ((rc = rpc_client_call(c->om, oz__om_service, method, req, resp,
+                                 &re)) != 0 &&
+           om_restarting(c, rc, &re)) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long waited = (now.tv_sec - start.tv_sec) * 1000LL +
+                           (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited + backoff > c->om_wait_ms) {
+            break;
+        }
+        struct timespec ts = {(time_t)(backoff / 1000),
+                              (long)(backoff % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
+    }
+    return rc == 0 ? 0 : from_rpc(rc, &re, err);
+}
+
+int oz__om_service_call(struct oz_client *c,
+                        const ProtobufCServiceDescriptor *svc,
+                        const char *method,
+                        ProtobufCMessage *req,
+                        ProtobufCMessage **resp,
+                        struct oz_error *err)
+{
+    struct rpc_error re;
+    int rc = rpc_client_call(c->om, svc, method, req, resp, &re);
+
+    return rc == 0 ? 0 : from_rpc(rc, &re, err);
+}
+
+static int scm_service_call(struct oz_client *c,
+                            const ProtobufCServiceDescriptor *svc,
+                            const char *method,
+                            ProtobufCMessage *req,
+                            ProtobufCMessage **resp,
+                            struct oz_error *err)
+{
+    struct rpc_error re;
+    int rc = rpc_client_call(c->scm, svc, method, req, resp, &re);
 
     return rc == 0 ? 0 : from_rpc(rc, &re, err);
 }
@@ -493,11 +584,8 @@ static int scm_call(struct oz_client *c,
                     ProtobufCMessage **resp,
                     struct oz_error *err)
 {
-    struct rpc_error re;
-    int rc = rpc_client_call(c->scm, &ozone__scm__scm_admin_service__descriptor,
-                             method, req, resp, &re);
-
-    return rc == 0 ? 0 : from_rpc(rc, &re, err);
+    return scm_service_call(c, &ozone__scm__scm_admin_service__descriptor,
+                            method, req, resp, err);
 }
 
 struct rpc_client *oz__dn_client(struct oz_client *c,
@@ -873,4 +961,30 @@ int oz_admin_list_pipelines(struct oz_client *c,
 
     return scm_call(c, "ListPipelines", &req.base, (ProtobufCMessage **)out,
                     err);
+}
+
+int oz_admin_scm_finalize(struct oz_client *c,
+                          const char *client_id,
+                          Ozone__Scm__FinalizeUpgradeResponse **out,
+                          struct oz_error *err)
+{
+    Ozone__Scm__FinalizeUpgradeRequest req =
+        OZONE__SCM__FINALIZE_UPGRADE_REQUEST__INIT;
+
+    req.upgrade_client_id = (char *)(client_id != NULL ? client_id : "");
+    return scm_service_call(c, &ozone__scm__scm_upgrade_service__descriptor,
+                            "FinalizeUpgrade", &req.base,
+                            (ProtobufCMessage **)out, err);
+}
+
+int oz_admin_scm_upgrade_status(struct oz_client *c,
+                                Ozone__Scm__QueryUpgradeStatusResponse **out,
+                                struct oz_error *err)
+{
+    Ozone__Scm__QueryUpgradeStatusRequest req =
+        OZONE__SCM__QUERY_UPGRADE_STATUS_REQUEST__INIT;
+
+    return scm_service_call(c, &ozone__scm__scm_upgrade_service__descriptor,
+                            "QueryUpgradeStatus", &req.base,
+                            (ProtobufCMessage **)out, err);
 }

@@ -253,4 +253,16 @@ int oz_admin_list_pipelines(struct oz_client *c,
                             Ozone__Scm__ListPipelinesResponse **out,
                             struct oz_error *err);
 
+/* ---- HDDS finalization (ScmUpgradeService, DESIGN.md §6.5-§6.7) ---- */
+
+/* SCM FinalizeUpgrade; client_id (may be NULL) names the caller in SCM's
+ * log. FINALIZE_REJECTED lists every datanode that runs other bits. */
+int oz_admin_scm_finalize(struct oz_client *c,
+                          const char *client_id,
+                          Ozone__Scm__FinalizeUpgradeResponse **out,
+                          struct oz_error *err);
+int oz_admin_scm_upgrade_status(struct oz_client *c,
+                                Ozone__Scm__QueryUpgradeStatusResponse **out,
+                                struct oz_error *err);
+
 #endif

@@ -38,6 +38,15 @@ int oz__dn_call(struct oz_client *c,
                 ProtobufCMessage **resp,
                 struct oz_error *err);
 
+/* Like oz__om_call for another service of the OM (e.g. OmUpgradeService,
+ * client_upgrade.c). */
+int oz__om_service_call(struct oz_client *c,
+                        const ProtobufCServiceDescriptor *svc,
+                        const char *method,
+                        ProtobufCMessage *req,
+                        ProtobufCMessage **resp,
+                        struct oz_error *err);
+
 /* Formats err (code and message). */
 void oz__set_error(struct oz_error *err,
                    Ozone__ResultCode code,
@@ -47,6 +56,9 @@ void oz__set_error(struct oz_error *err,
 /* Prefixes err->message: "<fmt>: <old message>". */
 void oz__wrap_error(struct oz_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Checksum type of new chunks (ozone.client.checksum.type). */
+Ozone__Datanode__ChecksumType oz__checksum_type(const struct oz_client *c);
 
 /* Block size assumed for a location whose reserved length OM left 0. */
 uint64_t oz__block_size(const struct oz_client *c);

@@ -88,6 +88,7 @@ static void cur_reset(struct cur_block *b)
 {
     for (size_t i = 0; i < b->n_chunks; i++) {
         free(b->chunks[i].name);
+        free(b->chunks[i].checksum_bytes.data);
     }
     b->n_chunks = 0;
     b->loc = NULL;
@@ -240,11 +241,28 @@ static bool wait_for_pipeline(const struct put *p,
 
 static bool no_pipeline_yet(int rc, const struct oz_error *err)
 {
-    return rc == OZ_ERPC &&
-           err->code == OZONE__RESULT_CODE__FAILED_TO_FIND_HEALTHY_NODES;
+    /* UNAVAILABLE answered by the OM: SCM is restarting or has no open
+     * pipeline yet (e.g. right after HDDS finalization closed them), a
+     * transient state of a rolling upgrade (DESIGN.md §6.7). */
+    return (rc == OZ_ERPC &&
+            err->code == OZONE__RESULT_CODE__FAILED_TO_FIND_HEALTHY_NODES) ||
+           (rc == OZ_EUNAVAILABLE &&
+            err->code == OZONE__RESULT_CODE__UNAVAILABLE);
 }
 
 static int allocate_block_once(struct put *p, struct oz_error *err);
+
+/* Too few datanodes are left without the excluded ones: those may have
+ * come back since (a restart in a rolling upgrade, DESIGN.md §6.7); one
+ * that still fails is excluded again. */
+static void forget_excluded_dns(struct put *p)
+{
+    for (size_t i = 0; i < p->n_ex_dns; i++) {
+        free(p->ex_dns[i]);
+        p->ex_dns[i] = NULL;
+    }
+    p->n_ex_dns = 0;
+}
 
 static int allocate_block(struct put *p, struct oz_error *err)
 {
@@ -254,6 +272,9 @@ static int allocate_block(struct put *p, struct oz_error *err)
     while ((rc = allocate_block_once(p, err)) != 0 &&
            no_pipeline_yet(rc, err) &&
            wait_for_pipeline(p, &waited, &backoff)) {
+        if (err->code == OZONE__RESULT_CODE__FAILED_TO_FIND_HEALTHY_NODES) {
+            forget_excluded_dns(p);
+        }
     }
     return rc;
 }
@@ -433,8 +454,20 @@ static int add_chunk(struct put *p,
     }
     ci->offset = b->written;
     ci->length = len;
-    ci->checksum_type = OZONE__DATANODE__CHECKSUM_TYPE__CRC32C;
-    ci->checksum = crc32c(0, data, len);
+    ci->checksum_type = oz__checksum_type(p->c);
+    if (ci->checksum_type == OZONE__DATANODE__CHECKSUM_TYPE__SHA256) {
+        ci->checksum_bytes.data = malloc(OZ_SHA256_LEN);
+        if (ci->checksum_bytes.data == NULL) {
+            free(ci->name);
+            oz__set_error(err, OZONE__RESULT_CODE__INTERNAL_ERROR,
+                          "out of memory");
+            return OZ_ENOMEM;
+        }
+        ci->checksum_bytes.len = OZ_SHA256_LEN;
+        oz_sha256(data, len, ci->checksum_bytes.data);
+    } else {
+        ci->checksum = crc32c(0, data, len);
+    }
     b->chunk_ptrs[b->n_chunks] = ci;
     b->n_chunks++;
     return 0;
@@ -499,6 +532,7 @@ static int write_chunk(struct put *p,
                       p->cur.loc->block_id->container_id,
                       p->cur.loc->block_id->local_id, j->err.message);
         free(p->cur.chunks[p->cur.n_chunks - 1].name);
+        free(p->cur.chunks[p->cur.n_chunks - 1].checksum_bytes.data);
         p->cur.n_chunks--;
         return j->rc;
     }
@@ -532,7 +566,11 @@ static int write_bytes(struct put *p,
             len -= n;
             continue;
         }
+        /* A refusal by version is the cluster's answer, not a failing
+         * datanode: another block would get the same (DESIGN.md §6.1). */
         if (rc == OZ_ENOMEM || rc == OZ_ETOOBIG ||
+            werr.code ==
+                OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_PRIOR_FINALIZATION ||
             p->stats.reallocated >= OZ_CLIENT_MAX_REALLOCATIONS) {
             *err = werr;
             return rc;

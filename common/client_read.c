@@ -35,6 +35,18 @@ struct get
     bool member_failed[MAX_MEMBERS];
 };
 
+static bool sha256_matches(const Ozone__Datanode__ChunkInfo *ci,
+                           const uint8_t *data,
+                           size_t len)
+{
+    uint8_t d[OZ_SHA256_LEN];
+
+    if (ci->checksum_bytes.len != OZ_SHA256_LEN) {
+        return false;
+    }
+    oz_sha256(data, len, d);
+    return memcmp(d, ci->checksum_bytes.data, OZ_SHA256_LEN) == 0;
+}
 static const char *dn_name(const Ozone__Hdds__DatanodeDetails *dn)
 {
     return dn != NULL && dn->uuid != NULL ? dn->uuid : "?";
@@ -194,6 +206,10 @@ static int read_chunk_from(struct get *g,
         member_fail(g, m, OZONE__RESULT_CODE__CHECKSUM_MISMATCH,
                     "chunk %s is corrupt: CRC32C %08x, expected %08x", ci->name,
                     crc, ci->checksum);
+    } else if (ci->checksum_type == OZONE__DATANODE__CHECKSUM_TYPE__SHA256 &&
+               !sha256_matches(ci, r->data.data, r->data.len)) {
+        member_fail(g, m, OZONE__RESULT_CODE__CHECKSUM_MISMATCH,
+                    "chunk %s is corrupt: its SHA256 does not match", ci->name);
     } else {
         return 0;
     }

@@ -43,8 +43,16 @@ static const struct conf_key_info known_keys[] = {
      "ozone.om.ratis.port.<service id>.<node id>: Raft port of one OM of "
      "an HA service."},
     {"ozone.om.node.id", NULL,
-     "Node id of this OM within its HA service, when it cannot be found "
-     "from the local addresses."},
+     "Node id of this OM within its HA service (required when the service "
+     "has more than one node); the name of a single OM's raft node."},
+    {"ozone.om.ratis.snapshot.auto.trigger.threshold", "10000",
+     "Applied OM log entries between two Raft snapshots (RocksDB "
+     "checkpoints); the log before a snapshot is compacted."},
+    {"ozone.om.ratis.log.purge.preservation.log.num", "1024",
+     "OM log entries kept behind a snapshot, so that a briefly stopped "
+     "follower catches up from the log instead of a snapshot."},
+    {"ozone.om.ratis.minimum.timeout", "1s",
+     "OM Raft election timeout; heartbeats are sent every tenth of it."},
     {"ozone.om.upgrade.finalization.check.interval", "5s",
      "How often OM checks whether SCM and the datanodes have finalized "
      "while it finalizes an upgrade."},
@@ -102,10 +110,32 @@ static const struct conf_key_info known_keys[] = {
      "Host and port of the Recon HTTP server (API and dashboard)."},
     {"ozone.recon.om.snapshot.task.interval.delay", "10s",
      "How often Recon syncs OM's database."},
+    {"ozone.recon.om.db.updates.limit", "50000",
+     "Most OM database operations Recon asks for in one DBUpdates call."},
+    {"ozone.recon.om.checkpoint.max.size", "64GB",
+     "Largest OM checkpoint Recon downloads; a larger one fails the full "
+     "sync."},
+    {"ozone.recon.om.checkpoint.timeout", "10m",
+     "Time limit of one OM checkpoint download."},
+    {"ozone.recon.scm.poll.interval", "10s",
+     "How often Recon polls SCM (datanodes, containers, pipelines, "
+     "versions) and every OM's version."},
+    {"ozone.recon.web.dir", NULL,
+     "Directory of the dashboard's files (index.html, app.js, style.css); "
+     "default: the installed copy, else the source tree's."},
 
     /* Clients and RPC. */
     {"ozone.replication", "THREE",
      "Default replication of new keys: ONE or THREE."},
+    {"ozone.client.checksum.type", "CRC32C",
+     "Checksum of new chunks: CRC32C, or SHA256 once HDDS "
+     "CHUNK_CHECKSUM_SHA256 (101) is finalized (datanodes refuse it "
+     "before)."},
+    {"ozone.client.om.wait.timeout", "30s",
+     "How long a client of a single OM (no service id) waits for it when it "
+     "cannot connect (the OM restarts, e.g. in a rolling upgrade, or all "
+     "its handlers wait on a restarting SCM) before the call fails; 0s "
+     "fails at once"},
     {"ozone.client.block.allocation.timeout", "30s",
      "How long a writing client keeps asking OM for a block while SCM has "
      "no healthy pipeline for it (e.g. while one replacing a failed "

@@ -29,6 +29,12 @@ static void identity_versions(void *ctx, unsigned *software, unsigned *apparent)
     *apparent = (unsigned)version_manager_apparent(&d->vm);
 }
 
+void daemon_request_exit(struct daemon *d, int status)
+{
+    d->exit_status = status;
+    kill(getpid(), SIGTERM);
+}
+
 int daemon_software_of(const struct daemon *d, enum version_catalog_id id)
 {
     return d->release->software[id];
@@ -497,7 +503,10 @@ static int resolve_storage_dir(struct daemon *d, char *errmsg)
 static void manager_config(struct daemon *d, struct version_manager_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->catalog = version_builtin_catalog(d->def->catalog);
+    cfg->catalog = d->def->version_catalog != NULL
+                       ? d->def->version_catalog()
+                       : version_builtin_catalog(d->def->catalog);
+    cfg->on_persist = d->def->on_persist;
     cfg->testing_software_version = d->testing_software_version;
     cfg->storage_dir = d->storage_dir;
     cfg->node_type = d->def->node_type;
@@ -853,6 +862,12 @@ int daemon_main(const struct daemon_def *def, int argc, char **argv)
         status = 2;
         goto out;
     }
+    if (def->configure != NULL && def->configure(d, errmsg) != 0) {
+        log_error("cannot start %s: %s", def->title, errmsg);
+        fprintf(stderr, "%s: %s\n", def->name, errmsg);
+        status = 2;
+        goto out;
+    }
 
     /* Signals are handled by the main thread only: block them before any
      * thread exists so every thread inherits the mask. */
@@ -914,7 +929,7 @@ int daemon_main(const struct daemon_def *def, int argc, char **argv)
         notify_ready(ready);
     }
     wait_for_stop(d, &set);
-    status = 0;
+    status = d->exit_status;
 out:
     shutdown_daemon(d);
     if (status == 0 && !d->init_only && d->rpc_address[0] != '\0') {

@@ -59,6 +59,10 @@ struct daemon_def
                      char **argv,
                      int *i,
                      char *errmsg);
+    /* After the configuration is read and validated, before storage:
+     * e.g. OM resolves its node of an OM service and points the address
+     * keys above at it. 0, or a negative code with errmsg (stops). */
+    int (*configure)(struct daemon *d, char *errmsg);
     /* Cluster id for a new storage (--init or first start). Default:
      * --clusterid or a fresh "CID-<uuid>". OM, datanodes and Recon ask SCM. */
     int (*fetch_cluster_id)(struct daemon *d,
@@ -72,6 +76,14 @@ struct daemon_def
     void (*teardown)(struct daemon *d);
     /* Called right before the servers stop (e.g. OM leader transfer). */
     void (*drain)(struct daemon *d);
+    /* The daemon's own version catalog with its upgrade actions (built
+     * with version_catalog_build from the built-in one, so numbers and
+     * names have one source); NULL: the built-in catalog, no actions.
+     * Actions get the struct daemon as ctx. */
+    const struct version_catalog *(*version_catalog)(void);
+    /* Optional version_manager_config.on_persist (ctx: struct daemon),
+     * e.g. SCM writes #LAYOUTVERSION into its RocksDB. */
+    int (*on_persist)(void *ctx, int apparent, char *errmsg);
 };
 
 struct daemon
@@ -94,13 +106,18 @@ struct daemon
     bool init_only;
     char cluster_id_arg[128];
     volatile sig_atomic_t stopping;
-    void *state; /* the service's own state */
+    volatile sig_atomic_t exit_status; /* set by daemon_request_exit */
+    void *state;                       /* the service's own state */
     char errmsg[OZ_ERRMSG_SIZE];
 };
 
 /* Runs a daemon to completion: returns the process exit status (0 clean
  * stop, 1 failure with a logged message, 2 bad usage). */
 int daemon_main(const struct daemon_def *def, int argc, char **argv);
+
+/* Asks the main thread to drain and stop with exit status status (e.g. a
+ * datanode that SCM will never accept). Callable from any thread. */
+void daemon_request_exit(struct daemon *d, int status);
 
 /* Software version of catalog id as this process acts (release row). */
 int daemon_software_of(const struct daemon *d, enum version_catalog_id id);

@@ -878,3 +878,193 @@ void kv_batch_put_layout_version(struct kv *kv, struct kv_batch *b, int version)
     kv_batch_put(b, cf, KV_LAYOUT_VERSION_KEY, strlen(KV_LAYOUT_VERSION_KEY),
                  text, (size_t)n);
 }
+
+/* ---- WAL updates (Recon's incremental sync) ---------------------------- */
+
+void kv_updates_free(struct kv_update *u, size_t n)
+{
+    for (size_t i = 0; u != NULL && i < n; i++) {
+        free(u[i].data);
+    }
+    free(u);
+}
+
+/* Copies one WAL batch into v[*n]; the caller checks order. */
+static int update_push(struct kv_update **v,
+                       size_t *n,
+                       size_t *cap,
+                       uint64_t seq,
+                       rocksdb_writebatch_t *wb)
+{
+    size_t len = 0;
+    const char *data = rocksdb_writebatch_data(wb, &len);
+    int count = rocksdb_writebatch_count(wb);
+
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct kv_update *nv = realloc(*v, nc * sizeof(*nv));
+        if (nv == NULL) {
+            return OZ_ENOMEM;
+        }
+        *v = nv;
+        *cap = nc;
+    }
+    struct kv_update *u = &(*v)[*n];
+    u->data = malloc(len ? len : 1);
+    if (u->data == NULL) {
+        return OZ_ENOMEM;
+    }
+    memcpy(u->data, data, len);
+    u->len = len;
+    u->sequence = seq;
+    u->count = count < 0 ? 0 : (uint64_t)count;
+    (*n)++;
+    return 0;
+}
+
+int kv_updates_since(struct kv *kv,
+                     uint64_t from,
+                     uint64_t max_ops,
+                     size_t max_bytes,
+                     struct kv_update **out,
+                     size_t *n,
+                     char *errmsg)
+{
+    struct kv_update *v = NULL;
+    size_t nv = 0, cap = 0, bytes = 0;
+    uint64_t ops = 0, next = from + 1;
+    rocksdb_wal_iterator_t *it;
+    char *err = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    *n = 0;
+    /* RocksDB answers "not yet written" for a sequence past the latest:
+     * being up to date is not an error. */
+    if (from >= rocksdb_get_latest_sequence_number(kv->db)) {
+        return 0;
+    }
+    it = rocksdb_get_updates_since(kv->db, next, NULL, &err);
+    if (err != NULL) {
+        rc = take_err(&err, errmsg, "cannot read the WAL of", kv->path);
+        return rc == OZ_ENOTFOUND ? OZ_ENOTFOUND : rc;
+    }
+    while (rc == 0 && rocksdb_wal_iter_valid(it)) {
+        uint64_t seq = 0;
+        rocksdb_writebatch_t *wb = rocksdb_wal_iter_get_batch(it, &seq);
+        /* RocksDB silently starts at the oldest WAL it still has: a batch
+         * that starts after the one we need means the ones between are
+         * gone (measured on 7.8; see the header). */
+        if (seq > next) {
+            set_errmsg(errmsg,
+                       "the WAL of '%s' no longer holds sequence %llu (the "
+                       "oldest kept is %llu): take a checkpoint instead",
+                       kv->path, (unsigned long long)next,
+                       (unsigned long long)seq);
+            rc = OZ_ENOTFOUND;
+        } else {
+            rc = update_push(&v, &nv, &cap, seq, wb);
+            if (rc == 0) {
+                uint64_t end = seq + v[nv - 1].count;
+                next = end > next ? end : next;
+                ops += v[nv - 1].count;
+                bytes += v[nv - 1].len;
+            }
+        }
+        rocksdb_writebatch_destroy(wb);
+        if (rc != 0 || ops >= max_ops || bytes >= max_bytes) {
+            break;
+        }
+        rocksdb_wal_iter_next(it);
+    }
+    if (rc == 0) {
+        rocksdb_wal_iter_status(it, &err);
+        if (err != NULL) {
+            rc = take_err(&err, errmsg, "cannot read the WAL of", kv->path);
+        }
+    }
+    rocksdb_wal_iter_destroy(it);
+    if (rc == 0 && nv == 0) {
+        /* The latest sequence is past from, yet nothing was found. */
+        set_errmsg(errmsg,
+                   "the WAL of '%s' no longer holds sequence %llu: take a "
+                   "checkpoint instead",
+                   kv->path, (unsigned long long)(from + 1));
+        rc = OZ_ENOTFOUND;
+    }
+    if (rc != 0) {
+        kv_updates_free(v, nv);
+        return rc;
+    }
+    *out = v;
+    *n = nv;
+    return 0;
+}
+
+int kv_write_raw(struct kv *kv,
+                 const void *data,
+                 size_t len,
+                 struct kv_batch *extra,
+                 bool sync,
+                 char *errmsg)
+{
+    rocksdb_writebatch_t *wb;
+    char *err = NULL;
+    int rc;
+
+    /* RocksDB's batch header: 8-byte sequence and 4-byte count. */
+    if (len < 12) {
+        set_errmsg(errmsg,
+                   "cannot apply a write batch to '%s': %zu bytes is "
+                   "too short to be one",
+                   kv->path, len);
+        return OZ_ECORRUPT;
+    }
+    if (extra != NULL) {
+        if (extra->failed != 0) {
+            set_errmsg(errmsg,
+                       "cannot write batch to '%s': building it "
+                       "failed: %s",
+                       kv->path, oz_strerror(extra->failed));
+            return extra->failed;
+        }
+        for (size_t i = 0; i < extra->n_ops; i++) {
+            if (!cf_ok(kv, extra->ops[i].cf)) {
+                set_errmsg(errmsg,
+                           "cannot write batch to '%s': operation "
+                           "%zu names a column family that is not open",
+                           kv->path, i);
+                return OZ_EINVAL;
+            }
+        }
+    }
+    rc = fault_hit("kv.write");
+    if (rc != 0) {
+        set_errmsg(errmsg, "cannot write batch to '%s': %s", kv->path,
+                   oz_strerror(rc));
+        return rc;
+    }
+    wb = rocksdb_writebatch_create_from(data, len);
+    if (wb == NULL) {
+        return OZ_ENOMEM;
+    }
+    for (size_t i = 0; extra != NULL && i < extra->n_ops; i++) {
+        const struct batch_op *op = &extra->ops[i];
+        if (op->type == BATCH_PUT) {
+            rocksdb_writebatch_put_cf(wb, kv->cf[op->cf],
+                                      extra->data + op->key_off, op->klen,
+                                      extra->data + op->val_off, op->vlen);
+        } else {
+            rocksdb_writebatch_delete_cf(wb, kv->cf[op->cf],
+                                         extra->data + op->key_off, op->klen);
+        }
+    }
+    rocksdb_write(kv->db, sync ? kv->wopts_sync : kv->wopts, wb, &err);
+    rocksdb_writebatch_destroy(wb);
+    if (err != NULL) {
+        rc = take_err(&err, errmsg, "cannot apply a write batch to", kv->path);
+        /* A malformed batch or an unknown column family id. */
+        return rc == OZ_EIO ? OZ_EIO : OZ_ECORRUPT;
+    }
+    return 0;
+}

@@ -90,6 +90,48 @@ int kv_checkpoint(struct kv *kv, const char *dir, char *errmsg);
 /* Latest sequence number (for Recon's incremental sync). */
 uint64_t kv_latest_sequence(struct kv *kv);
 
+/* ---- WAL updates (Recon's incremental sync of OM, DESIGN.md §9) ---- */
+
+/* One write batch read from the write-ahead log: its first sequence
+ * number, the number of operations it holds and its raw RocksDB encoding
+ * (malloc'd). */
+struct kv_update
+{
+    uint64_t sequence;
+    uint64_t count;
+    void *data;
+    size_t len;
+};
+
+/* The write batches after sequence number from, in order: the first one
+ * holds from + 1 (it may start earlier: replaying puts and deletes that are
+ * already applied is harmless), each next one follows the previous without
+ * a gap. Stops once max_ops operations or max_bytes bytes are collected
+ * (at least one batch is returned when there is any). *out (free with
+ * kv_updates_free) gets *n batches; none when from is the latest sequence.
+ * OZ_ENOTFOUND (with errmsg) when the WAL no longer holds from + 1, e.g.
+ * after a flush deleted old WAL files: the caller needs a checkpoint. */
+int kv_updates_since(struct kv *kv,
+                     uint64_t from,
+                     uint64_t max_ops,
+                     size_t max_bytes,
+                     struct kv_update **out,
+                     size_t *n,
+                     char *errmsg);
+void kv_updates_free(struct kv_update *u, size_t n);
+
+/* Applies a raw write batch (kv_update.data, read from a database whose
+ * column families have the same ids, e.g. one restored from its
+ * checkpoint) together with the operations of extra (may be NULL) in one
+ * atomic write. OZ_ECORRUPT when data is not a valid batch or names a
+ * column family this database lacks. */
+int kv_write_raw(struct kv *kv,
+                 const void *data,
+                 size_t len,
+                 struct kv_batch *extra,
+                 bool sync,
+                 char *errmsg);
+
 /* #LAYOUTVERSION in KV_META_CF. get: OZ_ENOTFOUND if absent, OZ_ECORRUPT
  * if not a number. batch_put adds it to a batch (same-batch write with the
  * finalize transaction, DESIGN.md §6.2). */

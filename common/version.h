@@ -18,6 +18,13 @@
 #include "props.h"
 
 #define VERSION_ZDU_READY 100
+/* HDDS features above ZDU_READY (names and descriptions in
+ * version_catalogs.c, the single source; DESIGN.md §6.1). */
+#define VERSION_HDDS_CHUNK_CHECKSUM_SHA256 101
+#define VERSION_HDDS_CONTAINER_CHECKSUM 102
+/* OM features above ZDU_READY (services/om/om_features.c). */
+#define VERSION_OM_BUCKET_QUOTA 101
+#define VERSION_OM_KEY_TAGS 102
 
 enum version_catalog_id {
     VERSION_CATALOG_OM,
@@ -60,6 +67,27 @@ struct version_catalog
  * supply their own catalogs with actions that reuse these numbers). */
 const struct version_catalog *version_builtin_catalog(
     enum version_catalog_id id);
+
+/* The actions a daemon attaches to one version of a built-in catalog. */
+struct version_actions
+{
+    int number;
+    version_action_fn validate_in_prefinalize;
+    version_action_fn on_first_upgrade_start;
+    version_action_fn on_finalize;
+};
+
+/* Builds a daemon's own catalog: a copy of built-in catalog id (numbers,
+ * names, descriptions) into buf (cap entries) with the given actions set
+ * by number, so every daemon of a catalog agrees on the versions. out
+ * points into buf (borrowed; keep buf alive as long as out). OZ_EINVAL
+ * when buf is too small or an action names a version the catalog lacks. */
+int version_catalog_build(enum version_catalog_id id,
+                          const struct version_actions *actions,
+                          size_t n_actions,
+                          struct version_feature *buf,
+                          size_t cap,
+                          struct version_catalog *out);
 
 /* Highest number in cat; -1 if empty. */
 int version_catalog_max(const struct version_catalog *cat);

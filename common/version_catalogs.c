@@ -30,6 +30,15 @@ static const struct version_feature om_features[] = {
     {VERSION_ZDU_READY, "ZDU_READY",
      "first version from which rolling (zero-downtime) upgrade is supported",
      NULL, NULL, NULL},
+    {VERSION_OM_BUCKET_QUOTA, "BUCKET_QUOTA",
+     "bucket quotas in bytes and keys (SetBucketQuota), enforced at "
+     "CommitKey; finalizing recomputes every bucket's usage from the key "
+     "table",
+     NULL, NULL, NULL},
+    {VERSION_OM_KEY_TAGS, "KEY_TAGS",
+     "object tags on keys (KeyInfo.tags, Get/PutObjectTagging, tags on "
+     "CreateKey and CommitKey)",
+     NULL, NULL, NULL},
 };
 
 static const struct version_feature hdds_features[] = {
@@ -56,6 +65,14 @@ static const struct version_feature hdds_features[] = {
     {VERSION_ZDU_READY, "ZDU_READY",
      "first version from which rolling (zero-downtime) upgrade is supported",
      NULL, NULL, NULL},
+    {VERSION_HDDS_CHUNK_CHECKSUM_SHA256, "CHUNK_CHECKSUM_SHA256",
+     "datanodes accept, store and verify SHA-256 chunk checksums "
+     "(ChunkInfo.checksum_bytes) beside CRC32C",
+     NULL, NULL, NULL},
+    {VERSION_HDDS_CONTAINER_CHECKSUM, "CONTAINER_CHECKSUM",
+     "a closed container carries a checksum file (a digest of its blocks' "
+     "chunk checksums), served by GetContainerChecksum",
+     NULL, NULL, NULL},
 };
 
 static const struct version_feature client_features[] = {
@@ -78,6 +95,8 @@ static const struct version_catalog builtin[VERSION_CATALOG_COUNT] = {
 static const struct version_release releases[] = {
     {"0.9.0", {2, 4, 0}}, /* legacy, pre-ZDU */
     {"1.0.0", {VERSION_ZDU_READY, VERSION_ZDU_READY, VERSION_ZDU_READY}},
+    {"1.1.0",
+     {VERSION_OM_KEY_TAGS, VERSION_HDDS_CONTAINER_CHECKSUM, VERSION_ZDU_READY}},
 };
 
 const struct version_catalog *version_builtin_catalog(
@@ -87,6 +106,36 @@ const struct version_catalog *version_builtin_catalog(
         return NULL;
     }
     return &builtin[id];
+}
+
+int version_catalog_build(enum version_catalog_id id,
+                          const struct version_actions *actions,
+                          size_t n_actions,
+                          struct version_feature *buf,
+                          size_t cap,
+                          struct version_catalog *out)
+{
+    const struct version_catalog *b = version_builtin_catalog(id);
+
+    if (b == NULL || b->n_features > cap) {
+        return OZ_EINVAL;
+    }
+    memcpy(buf, b->features, b->n_features * sizeof(*buf));
+    for (size_t a = 0; a < n_actions; a++) {
+        size_t i = 0;
+        while (i < b->n_features && buf[i].number != actions[a].number) {
+            i++;
+        }
+        if (i == b->n_features) {
+            return OZ_EINVAL; /* an action for a version the catalog lacks */
+        }
+        buf[i].validate_in_prefinalize = actions[a].validate_in_prefinalize;
+        buf[i].on_first_upgrade_start = actions[a].on_first_upgrade_start;
+        buf[i].on_finalize = actions[a].on_finalize;
+    }
+    *out = *b;
+    out->features = buf;
+    return 0;
 }
 
 int version_catalog_max(const struct version_catalog *cat)

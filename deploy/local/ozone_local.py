@@ -70,6 +70,9 @@ class Node:
         self.http_port = http_port
         self.extra_args = []
         self.binary = None          # None: the cluster's ozone binary
+        # Extra environment of the process, e.g. {"OZONE_FAULT":
+        # "scm.finalize.after_persist:crash"} for crash-injection tests.
+        self.env = {}
         self.proc = None
         self.log_path = os.path.join(cluster.base_dir, "logs",
                                      name + ".log")
@@ -98,9 +101,10 @@ class Node:
     def start(self, *extra):
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         log = open(self.log_path, "ab")
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen(self.command(*extra), stdout=log,
                                      stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         log.close()
         self.cluster.write_pids()
 
@@ -136,6 +140,16 @@ class Node:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def wait_exit(self, timeout=30.0):
+        """Waits for the process to end by itself; its exit status."""
+        if self.proc is None:
+            return None
+        self.proc.wait(timeout=timeout)
+        rc = self.proc.returncode
+        self.proc = None
+        self.cluster.write_pids()
+        return rc
 
     def version_json(self):
         status, body = http_get(self.http_port, "/version")
@@ -188,6 +202,8 @@ class LocalCluster:
             self.oms.append(om)
         if oms == 1:
             self.props["ozone.om.address"] = self.oms[0].rpc_address
+        else:
+            self._om_service_props(self.props, self.oms)
         self.datanodes = []
         for i in range(1, datanodes + 1):
             port = free_port()
@@ -209,6 +225,51 @@ class LocalCluster:
             self.props["ozone.recon.http-address"] = \
                 "127.0.0.1:%d" % self.recon.http_port
         self.props.update(conf or {})
+
+    OM_SERVICE_ID = "omservice"
+
+    def _om_service_props(self, props, oms):
+        """An OM service (DESIGN.md §8): every OM's keys in the shared
+        configuration; each OM picks itself with ozone.om.node.id."""
+        sid = self.OM_SERVICE_ID
+        props["ozone.om.service.ids"] = sid
+        props["ozone.om.nodes." + sid] = ",".join(om.name for om in oms)
+        for om in oms:
+            if not getattr(om, "ratis_port", None):
+                om.ratis_port = free_port()
+            props["ozone.om.address.%s.%s" % (sid, om.name)] = om.rpc_address
+            props["ozone.om.http-address.%s.%s" % (sid, om.name)] = \
+                "127.0.0.1:%d" % om.http_port
+            props["ozone.om.ratis.port.%s.%s" % (sid, om.name)] = \
+                str(om.ratis_port)
+
+    def new_om(self, name):
+        """A further OM of the service (for ozone om --bootstrap): its own
+        configuration lists the service with itself added last; the shared
+        one (what the running OMs read) is left alone."""
+        port = free_port()
+        om = self._add("om", name, {
+            "ozone.om.db.dirs": self._dir(name),
+            "ozone.om.address": "127.0.0.1:%d" % port,
+            "ozone.om.node.id": name,
+        }, port, "ozone.om.http-address")
+        self._om_service_props(om.overrides, self.oms + [om])
+        self.oms.append(om)
+        return om
+
+    def om_leader(self, timeout=30.0):
+        """The OM that leads the service now (roles --json)."""
+        def find():
+            r = self.ozone_cmd("admin", "om", "roles", "--json", check=False)
+            if r.returncode != 0:
+                return None
+            for entry in json.loads(r.stdout):
+                for name, info in entry.items():
+                    if info.get("serverRole") == "LEADER":
+                        return name
+            return None
+        name = wait_for(find, timeout, "an OM leader")
+        return next(om for om in self.oms if om.name == name)
 
     def _dir(self, *parts):
         return os.path.join(self.base_dir, "data", *parts)

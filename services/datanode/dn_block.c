@@ -36,9 +36,75 @@ static const char *name_of(const Ozone__Datanode__ChunkInfo *ch)
     return ch->name != NULL ? ch->name : "";
 }
 
+/* Whether the chunk's checksum type is allowed: CRC32C always, SHA256
+ * once HDDS CHUNK_CHECKSUM_SHA256 is finalized (DESIGN.md §6.1). */
+static int check_checksum_type(const struct dn_store *s,
+                               const Ozone__Datanode__ChunkInfo *ch,
+                               const char *op,
+                               struct dn_result *res)
+{
+    char what[128];
+
+    if (ch->checksum_type == OZONE__DATANODE__CHECKSUM_TYPE__CRC32C) {
+        return 0;
+    }
+    if (ch->checksum_type != OZONE__DATANODE__CHECKSUM_TYPE__SHA256) {
+        return dn__fail(res, OZ_EINVAL, OZONE__RESULT_CODE__INVALID_ARGUMENT,
+                        "chunk '%s' has no CRC32C or SHA256 checksum: every "
+                        "chunk needs one",
+                        name_of(ch));
+    }
+    snprintf(what, sizeof(what), "%s with SHA256 checksum", op);
+    if (s->vm != NULL &&
+        version_manager_check_feature(s->vm, VERSION_HDDS_CHUNK_CHECKSUM_SHA256,
+                                      what, res->msg) != 0) {
+        res->code =
+            OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_PRIOR_FINALIZATION;
+        return OZ_ENOTSUPPORTED;
+    }
+    if (ch->checksum_bytes.len != OZ_SHA256_LEN) {
+        return dn__fail(res, OZ_EINVAL, OZONE__RESULT_CODE__INVALID_ARGUMENT,
+                        "chunk '%s' declares a SHA256 checksum of %zu bytes: "
+                        "expected %d",
+                        name_of(ch), ch->checksum_bytes.len, OZ_SHA256_LEN);
+    }
+    return 0;
+}
+
+/* Whether data matches ch's checksum; detail describes both sides. */
+static bool checksum_matches(const Ozone__Datanode__ChunkInfo *ch,
+                             const uint8_t *data,
+                             size_t len,
+                             char *detail,
+                             size_t size)
+{
+    if (ch->checksum_type == OZONE__DATANODE__CHECKSUM_TYPE__SHA256) {
+        uint8_t d[OZ_SHA256_LEN];
+        char got[OZ_SHA256_HEX_LEN], want[OZ_SHA256_HEX_LEN] = "";
+        oz_sha256(data, len, d);
+        if (ch->checksum_bytes.len == OZ_SHA256_LEN &&
+            memcmp(d, ch->checksum_bytes.data, OZ_SHA256_LEN) == 0) {
+            return true;
+        }
+        oz_hex(d, OZ_SHA256_LEN, got);
+        if (ch->checksum_bytes.len == OZ_SHA256_LEN) {
+            oz_hex(ch->checksum_bytes.data, OZ_SHA256_LEN, want);
+        }
+        snprintf(detail, size, "SHA256 %.16s..., declared %.16s...", got, want);
+        return false;
+    }
+    uint32_t crc = crc32c(0, data, len);
+    if (crc == ch->checksum) {
+        return true;
+    }
+    snprintf(detail, size, "CRC32C 0x%08x, declared 0x%08x", crc, ch->checksum);
+    return false;
+}
+
 /* Shape of one chunk descriptor from a client. */
 static int check_chunk(const struct dn_store *s,
                        const Ozone__Datanode__ChunkInfo *ch,
+                       const char *op,
                        struct dn_result *res)
 {
     if (strlen(name_of(ch)) >= DN_MAX_NAME) {
@@ -59,13 +125,7 @@ static int check_chunk(const struct dn_store *s,
                         "stores (%llu bytes)",
                         name_of(ch), (unsigned long long)DN_MAX_BLOCK_BYTES);
     }
-    if (ch->checksum_type != OZONE__DATANODE__CHECKSUM_TYPE__CRC32C) {
-        return dn__fail(res, OZ_EINVAL, OZONE__RESULT_CODE__INVALID_ARGUMENT,
-                        "chunk '%s' has no CRC32C checksum: every chunk "
-                        "needs one",
-                        name_of(ch));
-    }
-    return 0;
+    return check_checksum_type(s, ch, op, res);
 }
 
 static int check_block_id(const Ozone__Hdds__BlockID *bid,
@@ -159,7 +219,11 @@ static bool same_chunk(const Ozone__Datanode__ChunkInfo *a,
                        const Ozone__Datanode__ChunkInfo *b)
 {
     return a->offset == b->offset && a->length == b->length &&
-           a->checksum == b->checksum;
+           a->checksum_type == b->checksum_type && a->checksum == b->checksum &&
+           a->checksum_bytes.len == b->checksum_bytes.len &&
+           (a->checksum_bytes.len == 0 ||
+            memcmp(a->checksum_bytes.data, b->checksum_bytes.data,
+                   a->checksum_bytes.len) == 0);
 }
 
 /* ---- WriteChunk ---- */
@@ -271,23 +335,21 @@ int dn_store_write_chunk(struct dn_store *s,
                         "chunk '%s' declares %llu bytes but carries %zu",
                         name_of(chunk), (unsigned long long)chunk->length, len);
     }
-    if ((rc = check_chunk(s, chunk, res)) != 0) {
+    if ((rc = check_chunk(s, chunk, "WriteChunk", res)) != 0) {
         return rc;
     }
     if (pipeline_id != NULL && strlen(pipeline_id) >= DN_MAX_NAME) {
         return dn__fail(res, OZ_EINVAL, OZONE__RESULT_CODE__INVALID_ARGUMENT,
                         "pipeline id is too long");
     }
-    uint32_t crc = crc32c(0, data, len);
-    if (crc != chunk->checksum) {
+    char detail[160];
+    if (!checksum_matches(chunk, data, len, detail, sizeof(detail))) {
         metrics_add(dn__metrics.checksum_failures, 1);
         return dn__fail(res, OZ_ECORRUPT, OZONE__RESULT_CODE__CHECKSUM_MISMATCH,
                         "chunk '%s' of block %llu/%llu arrived corrupt at "
-                        "datanode '%s': CRC32C 0x%08x, declared 0x%08x; "
-                        "resend it",
+                        "datanode '%s': %s; resend it",
                         name_of(chunk), (unsigned long long)bid->container_id,
-                        (unsigned long long)bid->local_id, s->node_id, crc,
-                        chunk->checksum);
+                        (unsigned long long)bid->local_id, s->node_id, detail);
     }
     if (fault_hit("datanode.write_chunk") != 0) {
         return dn__fail(res, OZ_EFAULT, OZONE__RESULT_CODE__IO_EXCEPTION,
@@ -333,7 +395,7 @@ static int check_block_data(struct dn_store *s,
     }
     for (size_t i = 0; i < bd->n_chunks; i++) {
         const Ozone__Datanode__ChunkInfo *ch = bd->chunks[i];
-        if ((rc = check_chunk(s, ch, res)) != 0) {
+        if ((rc = check_chunk(s, ch, "PutBlock", res)) != 0) {
             return rc;
         }
         if (ch->offset != expect) {
@@ -698,18 +760,18 @@ static int read_verified(struct dn_store *s,
     }
     ssize_t got = pread_all(fd, buf, ch->length, ch->offset);
     close(fd);
-    uint32_t crc = got >= 0 ? crc32c(0, buf, (size_t)got) : 0;
-    if (got == (ssize_t)ch->length && crc == ch->checksum) {
+    char detail[160] = "";
+    if (got == (ssize_t)ch->length &&
+        checksum_matches(ch, buf, (size_t)got, detail, sizeof(detail))) {
         return 0;
     }
     metrics_add(dn__metrics.checksum_failures, 1);
     if (got == (ssize_t)ch->length) {
         dn__fail(res, OZ_ECORRUPT, OZONE__RESULT_CODE__CHECKSUM_MISMATCH,
                  "chunk '%s' of block %llu/%llu on datanode '%s' is corrupt: "
-                 "CRC32C 0x%08x on disk, 0x%08x committed",
+                 "%s (on disk, committed)",
                  name_of(ch), (unsigned long long)bid->container_id,
-                 (unsigned long long)bid->local_id, s->node_id, crc,
-                 ch->checksum);
+                 (unsigned long long)bid->local_id, s->node_id, detail);
     } else {
         dn__fail(res, OZ_ECORRUPT, OZONE__RESULT_CODE__CHECKSUM_MISMATCH,
                  "chunk '%s' of block %llu/%llu on datanode '%s' is corrupt: "

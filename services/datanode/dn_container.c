@@ -538,6 +538,10 @@ static int close_existing(struct dn_store *s,
         }
     }
     pthread_rwlock_unlock(&c->io_lock);
+    if (closing && rc == 0 &&
+        c->state == OZONE__HDDS__CONTAINER_STATE__CONTAINER_CLOSED) {
+        dn__checksum_on_close(s, c);
+    }
     return rc;
 }
 

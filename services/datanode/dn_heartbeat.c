@@ -7,9 +7,12 @@
  * hdds.heartbeat.interval with storage reports, container reports, its
  * pipeline ids and, to SCM, the ids of the commands it executed since the
  * last heartbeat that got through. Only SCM's commands are executed:
- * CLOSE_CONTAINER, CREATE_PIPELINE, CLOSE_PIPELINE, REREGISTER. Every
- * command is idempotent here, so a command SCM resends before it sees the
- * ack does no harm.
+ * CLOSE_CONTAINER, CREATE_PIPELINE, CLOSE_PIPELINE, REREGISTER and
+ * FINALIZE_UPGRADE (dn_upgrade.c; re-sent by SCM on every heartbeat until
+ * this datanode's version header reports the target). Every command is
+ * idempotent here, so a command SCM resends before it sees the ack does
+ * no harm. A refusal by version (UPGRADE_ORDER_VIOLATION, DESIGN.md §6.6)
+ * is retried while it may resolve and ends the process when it cannot.
  *
  * Failures are logged once per change of error, and recovery once, so a
  * long SCM outage does not flood the log (DESIGN.md §12).
@@ -49,6 +52,7 @@ struct endpoint
     size_t n_acks;
     char last_error[512];        /* what was logged last, for de-duplication */
     uint64_t unsupported_logged; /* command types warned about */
+    char last_finalize_error[512];
 };
 
 struct dn_heartbeat
@@ -248,6 +252,63 @@ static void log_recovered(struct endpoint *ep)
     }
 }
 
+/* ---- upgrade order (DESIGN.md §6.6) ---- */
+
+/* SCM's HDDS apparent version from its GetVersion answer; -1 if unknown. */
+static int scm_apparent(struct endpoint *ep)
+{
+    Ozone__GetVersionRequest req = OZONE__GET_VERSION_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    struct rpc_error err;
+    int v = -1;
+
+    if (rpc_client_call(ep->client, &ozone__version_service__descriptor,
+                        "GetVersion", &req.base, &resp, &err) == 0) {
+        Ozone__GetVersionResponse *r = (Ozone__GetVersionResponse *)resp;
+        if (r->hdr != NULL) {
+            v = (int)r->hdr->apparent_version;
+        }
+        rpc_message_free(resp);
+    }
+    return v;
+}
+
+/* SCM refused this datanode by version. While SCM may still change (it is
+ * being upgraded, or will finalize) the datanode keeps retrying; once SCM
+ * is finalized past this software it can never join: exit with a message
+ * (issue 5: "a DN whose software does not match the version SCM expects
+ * exits with a message"). */
+static void order_violation(struct endpoint *ep,
+                            const char *what,
+                            const struct rpc_error *err)
+{
+    struct daemon *d = ep->hb->d;
+    int software = version_manager_software(&d->vm);
+    int scm = ep->is_scm ? scm_apparent(ep) : -1;
+
+    if (scm > software) {
+        const struct version_release *r =
+            version_release_for(VERSION_CATALOG_HDDS, scm);
+        log_error(
+            "cannot join the cluster: %s at '%s' refused: %s; this datanode "
+            "can never join a cluster finalized at HDDS version %d "
+            "(its software is %d): install release %s or newer and start it "
+            "again; exiting",
+            ep->name, ep->addr, err->message, scm, software,
+            r != NULL ? r->release : "?");
+        daemon_request_exit(d, 1);
+        return;
+    }
+    char text[512];
+    snprintf(text, sizeof(text),
+             "UPGRADE_ORDER_VIOLATION: %s at '%s' refused to %s: %s", ep->name,
+             ep->addr, what, err->message);
+    if (strcmp(text, ep->last_error) != 0) {
+        log_error("%s; retrying until the cluster's versions allow it", text);
+        oz_strlcpy(ep->last_error, text, sizeof(ep->last_error));
+    }
+}
+
 /* ---- register ---- */
 
 static int do_register(struct endpoint *ep)
@@ -284,6 +345,10 @@ static int do_register(struct endpoint *ep)
                     ep->addr, hb->interval_ms * RECON_SLOW_FACTOR);
             }
             ep->unimplemented = true;
+            return rc;
+        }
+        if (err.code == OZONE__RESULT_CODE__UPGRADE_ORDER_VIOLATION) {
+            order_violation(ep, "register with", &err);
             return rc;
         }
         log_failure(ep, "register with", &err);
@@ -358,6 +423,25 @@ static void run_command(struct endpoint *ep, const Ozone__Scm__Command *cmd)
                      (unsigned long long)cmd->id, pid,
                      rc == 0 ? "done" : "failed");
             break;
+        case OZONE__SCM__COMMAND_TYPE__FINALIZE_UPGRADE:
+            rc =
+                dn_upgrade_finalize(ep->hb->d, s, cmd->target_version, res.msg);
+            if (rc != 0) {
+                /* SCM resends it on every heartbeat: log each change. */
+                char text[512];
+                snprintf(text, sizeof(text),
+                         "FINALIZE_UPGRADE to HDDS version %u: %s",
+                         cmd->target_version, res.msg);
+                if (strcmp(text, ep->last_finalize_error) != 0) {
+                    log_warn("command %llu %s", (unsigned long long)cmd->id,
+                             text);
+                    oz_strlcpy(ep->last_finalize_error, text,
+                               sizeof(ep->last_finalize_error));
+                }
+                return;
+            }
+            ep->last_finalize_error[0] = '\0';
+            break;
         case OZONE__SCM__COMMAND_TYPE__REREGISTER:
             log_info(
                 "command %llu REREGISTER: SCM at '%s' does not know this "
@@ -413,6 +497,10 @@ static int do_heartbeat(struct endpoint *ep)
     if (rc != 0) {
         if (err.code == OZONE__RESULT_CODE__DATANODE_NOT_REGISTERED) {
             ep->registered = false;
+        }
+        if (err.code == OZONE__RESULT_CODE__UPGRADE_ORDER_VIOLATION) {
+            order_violation(ep, "heartbeat to", &err);
+            return rc;
         }
         log_failure(ep, "heartbeat to", &err);
         return rc;

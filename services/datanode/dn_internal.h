@@ -38,6 +38,7 @@
 #include "err.h"
 #include "hdds.pb-c.h"
 #include "kv.h"
+#include "version.h"
 
 #define DN_CF_CONTAINERS "containerTable"
 #define DN_CF_BLOCKS "blockTable"
@@ -88,6 +89,9 @@ struct dn_store_config
     const char *cluster_id;
     const char *node_id;
     size_t max_chunk_bytes; /* ozone.rpc.max.message.size */
+    /* The datanode's version manager: gates HDDS features by apparent
+     * version (borrowed; NULL: every feature allowed, unit tests). */
+    struct version_manager *vm;
 };
 
 struct dn_store
@@ -109,6 +113,7 @@ struct dn_store
     pthread_mutex_t pipe_lock;
     char **pipelines; /* ids, malloc'd */
     size_t n_pipelines;
+    struct version_manager *vm; /* borrowed, may be NULL (config) */
 };
 
 /* ---- store (dn_container.c) ---- */
@@ -307,8 +312,52 @@ int dn_service_register(struct rpc_server *srv,
                         struct dn_store *s,
                         char *errmsg);
 
-/* ---- heartbeats (dn_heartbeat.c) ---- */
+/* ---- upgrade (dn_upgrade.c; DESIGN.md §6) ---- */
 struct daemon;
+
+/* The datanode's HDDS catalog: the built-in one with the datanode's
+ * upgrade actions. Static; first call from the main thread. */
+const struct version_catalog *dn_upgrade_catalog(void);
+
+/* The store of a running datanode (main.c), NULL before setup. */
+struct dn_store *dn__daemon_store(struct daemon *d);
+
+/* FINALIZE_UPGRADE from SCM: finalizes one version at a time up to
+ * target. 0 when the apparent version is (now) at least target;
+ * OZ_ESTATE while a precondition is unmet (errmsg says what blocks it;
+ * SCM resends the command), other codes on failure. */
+int dn_upgrade_finalize(struct daemon *d,
+                        struct dn_store *s,
+                        unsigned target,
+                        char *errmsg);
+
+/* A container's checksum (CONTAINER_CHECKSUM, 102). */
+struct dn_checksum
+{
+    char hex[65]; /* SHA-256, lower-case hex */
+    uint64_t blocks;
+    uint64_t bytes;
+};
+/* Reads the checksum file: 0, OZ_ENOTFOUND when absent, OZ_ECORRUPT. */
+int dn_container_checksum_read(struct dn_store *s,
+                               const struct dn_container *c,
+                               struct dn_checksum *out);
+/* Computes and writes it atomically (idempotent). */
+int dn_container_checksum_write(struct dn_store *s,
+                                const struct dn_container *c,
+                                struct dn_checksum *out,
+                                struct dn_result *res);
+/* The file's contents, written first when missing; the container must be
+ * CLOSED (INVALID_ARGUMENT otherwise). */
+int dn_container_checksum_get(struct dn_store *s,
+                              struct dn_container *c,
+                              struct dn_checksum *out,
+                              struct dn_result *res);
+/* After a container closed: writes its checksum file once the feature is
+ * finalized (logged on failure, never fatal). */
+void dn__checksum_on_close(struct dn_store *s, struct dn_container *c);
+
+/* ---- heartbeats (dn_heartbeat.c) ---- */
 struct dn_heartbeat;
 /* Starts the SCM heartbeat thread and, when ozone.recon.address is set,
  * the Recon one. d and s are borrowed and outlive dn_heartbeat_stop. */

@@ -24,6 +24,8 @@ static enum rpc_status status_of(Ozone__ResultCode code)
             return RPC_STATUS_FAILED_PRECONDITION;
         case OZONE__RESULT_CODE__CHECKSUM_MISMATCH:
             return RPC_STATUS_DATA_LOSS;
+        case OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_PRIOR_FINALIZATION:
+            return RPC_STATUS_FAILED_PRECONDITION;
         default:
             return RPC_STATUS_INTERNAL;
     }
@@ -190,12 +192,64 @@ static enum rpc_handler_result get_container(void *data,
     dn_container_report(c, r);
     r->pipeline_id = rpc_call_strdup(call, c->pipeline_id);
     resp->container = r;
+    struct dn_checksum sum;
+    if (dn_container_checksum_read(s, c, &sum) == 0) {
+        resp->container_checksum = rpc_call_strdup(call, sum.hex);
+    }
+    return RPC_HANDLER_DONE;
+}
+
+/* HDDS CONTAINER_CHECKSUM (102): refused before finalization. */
+static enum rpc_handler_result get_container_checksum(
+    void *data,
+    struct rpc_call *call,
+    const ProtobufCMessage *req_msg,
+    ProtobufCMessage *resp_msg)
+{
+    const Ozone__Datanode__GetContainerChecksumRequest *req =
+        (const Ozone__Datanode__GetContainerChecksumRequest *)req_msg;
+    Ozone__Datanode__GetContainerChecksumResponse *resp =
+        (Ozone__Datanode__GetContainerChecksumResponse *)resp_msg;
+    struct dn_store *s = data;
+    struct dn_result res;
+    struct dn_checksum sum;
+
+    init_res(&res);
+    if (s->vm != NULL &&
+        version_manager_check_feature(s->vm, VERSION_HDDS_CONTAINER_CHECKSUM,
+                                      "GetContainerChecksum", res.msg) != 0) {
+        res.code =
+            OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_PRIOR_FINALIZATION;
+        return fail(call, &res);
+    }
+    struct dn_container *c = dn_store_find(s, req->container_id);
+    if (c == NULL) {
+        rpc_call_set_error(call, RPC_STATUS_NOT_FOUND,
+                           OZONE__RESULT_CODE__CONTAINER_NOT_FOUND, NULL,
+                           "container %llu does not exist on datanode '%s'",
+                           (unsigned long long)req->container_id, s->node_id);
+        return RPC_HANDLER_DONE;
+    }
+    if (dn_container_checksum_get(s, c, &sum, &res) != 0) {
+        return fail(call, &res);
+    }
+    resp->container_id = c->id;
+    resp->algorithm = "SHA256";
+    resp->checksum = rpc_call_strdup(call, sum.hex);
+    resp->block_count = sum.blocks;
+    resp->bytes = sum.bytes;
     return RPC_HANDLER_DONE;
 }
 
 /* In the order of the methods in datanode.proto. */
 static const rpc_handler_fn handlers[] = {
-    write_chunk, read_chunk, put_block, get_block, list_block, get_container,
+    write_chunk,
+    read_chunk,
+    put_block,
+    get_block,
+    list_block,
+    get_container,
+    get_container_checksum,
 };
 
 int dn_service_register(struct rpc_server *srv,

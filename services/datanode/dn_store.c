@@ -272,6 +272,7 @@ int dn_store_open(struct dn_store **out,
     oz_strlcpy(s->cluster_id, cfg->cluster_id, sizeof(s->cluster_id));
     oz_strlcpy(s->node_id, cfg->node_id, sizeof(s->node_id));
     s->max_chunk_bytes = cfg->max_chunk_bytes;
+    s->vm = cfg->vm;
     pthread_rwlock_init(&s->set_lock, NULL);
     pthread_mutex_init(&s->pipe_lock, NULL);
     dn__metrics_init();

@@ -8,7 +8,9 @@
  *   store's locks (dn_internal.h).
  * - One heartbeat thread for SCM and, when ozone.recon.address is set, one
  *   for Recon (dn_heartbeat.c), each with its own rpc client. The SCM
- *   thread also executes SCM's commands against the store.
+ *   thread also executes SCM's commands against the store, including
+ *   FINALIZE_UPGRADE (dn_upgrade.c), so finalization never races a
+ *   container close.
  * drain() stops and joins the heartbeat threads before the servers stop;
  * teardown() closes the store after the servers have stopped.
  */
@@ -88,6 +90,13 @@ static int data_dirs(struct daemon *d, struct dn_state *st, char *errmsg)
     return 0;
 }
 
+struct dn_store *dn__daemon_store(struct daemon *d)
+{
+    struct dn_state *st = d->state;
+
+    return st != NULL ? st->store : NULL;
+}
+
 static int dn_setup(struct daemon *d, char *errmsg)
 {
     struct dn_state *st = calloc(1, sizeof(*st));
@@ -118,6 +127,7 @@ static int dn_setup(struct daemon *d, char *errmsg)
     cfg.cluster_id = d->cluster_id;
     cfg.node_id = d->node_id;
     cfg.max_chunk_bytes = (size_t)max_msg - DN_MESSAGE_OVERHEAD;
+    cfg.vm = &d->vm;
     if ((rc = dn_store_open(&st->store, d->kv, &cfg, errmsg)) != 0 ||
         (rc = dn_service_register(d->rpc, st->store, errmsg)) != 0) {
         return rc;
@@ -168,6 +178,7 @@ static const struct daemon_def datanode_def = {
     .setup = dn_setup,
     .teardown = dn_teardown,
     .drain = dn_drain,
+    .version_catalog = dn_upgrade_catalog,
 };
 
 int datanode_main(int argc, char **argv)

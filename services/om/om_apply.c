@@ -13,6 +13,7 @@
 #include "fault.h"
 #include "log.h"
 #include "om_names.h"
+#include "om_upgrade.h"
 
 /* Blocks one key may have; 4096 blocks of 256 MB make 1 TB. */
 #define OM_MAX_KEY_BLOCKS 4096
@@ -295,6 +296,12 @@ static void apply_open_key(struct om *om,
     if (res->code != OZONE__RESULT_CODE__KEY_NOT_FOUND) {
         return;
     }
+    /* OM KEY_TAGS (102), om_upgrade.h. */
+    if (in->n_tags > 0 && (!om_feature_allowed(om, VERSION_OM_KEY_TAGS,
+                                               "CreateKey with tags", res) ||
+                           !om_tags_valid(in->tags, in->n_tags, res))) {
+        return;
+    }
     Ozone__Om__KeyInfo nk = *in;
     nk.creation_time = op->time_ms;
     nk.modification_time = op->time_ms;
@@ -487,6 +494,12 @@ static void commit_write(struct om *om,
     nk.modification_time = op->time_ms;
     nk.update_id = op->index;
     om_get_key(om, r->volume, r->bucket, r->key, NULL, &old, &old_res);
+    /* OM KEY_TAGS (102) and BUCKET_QUOTA (101), om_upgrade.h. */
+    if (!om_commit_tags(om, r, &nk, res) ||
+        !om_quota_allows(om, bk, old ? replicated_size(old) : 0, old != NULL,
+                         replicated_size(&nk), res)) {
+        goto out;
+    }
     om_db_put(om, b, OM_KEY_TABLE, k,
               om_key_key(k, r->volume, r->bucket, r->key), &nk.base);
     kv_batch_delete(
@@ -507,6 +520,34 @@ out:
     free(used);
 }
 
+/* Whether the committed key r names holds exactly the blocks and size of
+ * r: the commit of this session was applied already. SCM's block ids are
+ * unique, so equal block lists mean the same write session. */
+static bool already_committed(struct om *om,
+                              const Ozone__Om__CommitKeyRequest *r)
+{
+    Ozone__Om__KeyInfo *k = NULL;
+    struct om_result kres;
+    bool same = false;
+
+    if (om_get_key(om, r->volume, r->bucket, r->key, NULL, &k, &kres) !=
+        OZONE__RESULT_CODE__OK) {
+        return false;
+    }
+    if (k->data_size == r->data_size && k->n_locations == r->n_locations &&
+        (r->n_locations > 0 || r->data_size == 0)) {
+        same = true;
+        for (size_t i = 0; i < r->n_locations && same; i++) {
+            const Ozone__Om__KeyLocation *a = k->locations[i];
+            const Ozone__Om__KeyLocation *c = r->locations[i];
+            same = a->block_id != NULL && c->block_id != NULL &&
+                   same_block(a->block_id, c->block_id);
+        }
+    }
+    om_msg_free(&k->base);
+    return same;
+}
+
 static void apply_commit_key(struct om *om,
                              const Ozone__Om__OmWriteOp *op,
                              struct kv_batch *b,
@@ -525,6 +566,13 @@ static void apply_commit_key(struct om *om,
                         &open, res) == OZONE__RESULT_CODE__OK) {
         commit_write(om, op, b, open, bk, res);
         om_msg_free(&open->base);
+    } else if (res->code == OZONE__RESULT_CODE__KEY_NOT_FOUND &&
+               already_committed(om, r)) {
+        /* A client retrying a commit whose answer it lost (e.g. the
+         * leader changed): no change, the same answer as the first time.
+         * The tables are left alone on every OM either way (§8.1). */
+        om_result_set(res, OZONE__RESULT_CODE__OK,
+                      "key '%s' was committed already by this session", r->key);
     }
     om_msg_free(&bk->base);
 }
@@ -596,6 +644,60 @@ static void apply_rename_key(struct om *om,
     om_msg_free(&src->base);
 }
 
+/* ---- prepare for upgrade (DESIGN.md §6.8) ----
+ *
+ * #PREPAREDINFO holds the index of the prepare entry; while it is present
+ * every other write is refused the same way on every OM, so the gate is a
+ * function of the tables like every other rule (DESIGN.md §8.1). The
+ * marker file is written by om_ha after the entry is applied. */
+
+static void apply_prepare(struct om *om,
+                          const Ozone__Om__OmWriteOp *op,
+                          struct kv_batch *b,
+                          struct om_result *res)
+{
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%" PRIu64, op->index);
+
+    kv_batch_put(b, om->cf[OM_META_TABLE], OM_PREPARED_INFO_KEY,
+                 strlen(OM_PREPARED_INFO_KEY), text, (size_t)n);
+    res->code = OZONE__RESULT_CODE__OK;
+}
+
+static void apply_cancel_prepare(struct om *om,
+                                 const Ozone__Om__OmWriteOp *op,
+                                 struct kv_batch *b,
+                                 struct om_result *res)
+{
+    (void)op;
+    kv_batch_delete(b, om->cf[OM_META_TABLE], OM_PREPARED_INFO_KEY,
+                    strlen(OM_PREPARED_INFO_KEY));
+    res->code = OZONE__RESULT_CODE__OK;
+}
+
+int om_read_prepared_index(struct om *om, uint64_t *out)
+{
+    void *val = NULL;
+    size_t len = 0;
+    char *end = NULL;
+    int rc;
+
+    *out = 0;
+    rc = kv_get(om->kv, om->cf[OM_META_TABLE], OM_PREPARED_INFO_KEY,
+                strlen(OM_PREPARED_INFO_KEY), &val, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned long long v = strtoull(val, &end, 10);
+    if (len == 0 || end != (char *)val + len) {
+        free(val);
+        return OZ_ECORRUPT;
+    }
+    free(val);
+    *out = v;
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 typedef void (*apply_fn)(struct om *,
@@ -624,8 +726,44 @@ static apply_fn apply_for(const Ozone__Om__OmWriteOp *op)
             return op->delete_key ? apply_delete_key : NULL;
         case OZONE__OM__OM_WRITE_OP__OP_RENAME_KEY:
             return op->rename_key ? apply_rename_key : NULL;
+        case OZONE__OM__OM_WRITE_OP__OP_PREPARE:
+            return op->prepare ? apply_prepare : NULL;
+        case OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE:
+            return op->cancel_prepare ? apply_cancel_prepare : NULL;
         default:
-            return NULL;
+            return om_upgrade_apply_for(op); /* om_features.c */
+    }
+}
+
+const char *om_op_name(const Ozone__Om__OmWriteOp *op)
+{
+    switch (op->op_case) {
+        case OZONE__OM__OM_WRITE_OP__OP_CREATE_VOLUME:
+            return "CreateVolume";
+        case OZONE__OM__OM_WRITE_OP__OP_DELETE_VOLUME:
+            return "DeleteVolume";
+        case OZONE__OM__OM_WRITE_OP__OP_CREATE_BUCKET:
+            return "CreateBucket";
+        case OZONE__OM__OM_WRITE_OP__OP_DELETE_BUCKET:
+            return "DeleteBucket";
+        case OZONE__OM__OM_WRITE_OP__OP_OPEN_KEY:
+            return "CreateKey";
+        case OZONE__OM__OM_WRITE_OP__OP_ADD_BLOCK:
+            return "AllocateBlock";
+        case OZONE__OM__OM_WRITE_OP__OP_COMMIT_KEY:
+            return "CommitKey";
+        case OZONE__OM__OM_WRITE_OP__OP_DELETE_KEY:
+            return "DeleteKey";
+        case OZONE__OM__OM_WRITE_OP__OP_RENAME_KEY:
+            return "RenameKey";
+        case OZONE__OM__OM_WRITE_OP__OP_PREPARE:
+            return "Prepare";
+        case OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE:
+            return "CancelPrepare";
+        default: {
+            const char *name = om_upgrade_op_name(op);
+            return name != NULL ? name : "Unknown";
+        }
     }
 }
 
@@ -664,7 +802,16 @@ void om_apply(struct om *om,
         return;
     }
     fn = apply_for(op);
-    if (fn == NULL) {
+    if (fn != NULL && op->op_case != OZONE__OM__OM_WRITE_OP__OP_PREPARE &&
+        op->op_case != OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE &&
+        om_read_prepared_index(om, &applied) == 0) {
+        om_result_set(res,
+                      OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_WHEN_PREPARED,
+                      "cannot apply write request %s: OM is prepared for "
+                      "upgrade; run 'ozone admin om cancelprepare' or "
+                      "finish the upgrade",
+                      om_op_name(op));
+    } else if (fn == NULL) {
         om_result_set(res, OZONE__RESULT_CODE__INVALID_ARGUMENT,
                       "write operation %" PRIu64
                       " has no known body (case "
@@ -680,6 +827,19 @@ void om_apply(struct om *om,
 
 int om_submit(struct om *om, Ozone__Om__OmWriteOp *op, struct om_result *res)
 {
+    pthread_mutex_lock(&om->write_lock);
+    if (op->index == 0) {
+        op->index = om->applied_index + 1;
+    }
+    pthread_mutex_unlock(&om->write_lock);
+    return om_apply_write(om, op, true, res);
+}
+
+int om_apply_write(struct om *om,
+                   const Ozone__Om__OmWriteOp *op,
+                   bool sync,
+                   struct om_result *res)
+{
     char errmsg[OZ_ERRMSG_SIZE] = "";
     struct kv_batch *b = kv_batch_new();
     int rc = 0;
@@ -691,14 +851,11 @@ int om_submit(struct om *om, Ozone__Om__OmWriteOp *op, struct om_result *res)
         return OZ_ENOMEM;
     }
     pthread_mutex_lock(&om->write_lock);
-    if (op->index == 0) {
-        op->index = om->applied_index + 1;
-    }
     om_apply(om, op, b, res);
     if (!res->replayed && kv_batch_count(b) > 0) {
         rc = fault_hit("om.submit.write");
         if (rc == 0) {
-            rc = kv_write(om->kv, b, true, errmsg);
+            rc = kv_write(om->kv, b, sync, errmsg);
         } else {
             oz_errmsg_printf(errmsg, "injected fault 'om.submit.write'");
         }

@@ -10,12 +10,14 @@
 
 #include "log.h"
 #include "om_names.h"
+#include "om_upgrade.h"
 
 static const char *const method_names[OM_METHOD_COUNT] = {
-    "CreateVolume", "InfoVolume",    "ListVolumes", "DeleteVolume",
-    "CreateBucket", "InfoBucket",    "ListBuckets", "DeleteBucket",
-    "CreateKey",    "AllocateBlock", "CommitKey",   "LookupKey",
-    "ListKeys",     "DeleteKey",     "RenameKey"};
+    "CreateVolume",     "InfoVolume",      "ListVolumes", "DeleteVolume",
+    "CreateBucket",     "InfoBucket",      "ListBuckets", "DeleteBucket",
+    "CreateKey",        "AllocateBlock",   "CommitKey",   "LookupKey",
+    "ListKeys",         "DeleteKey",       "RenameKey",   "SetBucketQuota",
+    "GetObjectTagging", "PutObjectTagging"};
 
 /* ---- shared helpers ---- */
 
@@ -42,6 +44,14 @@ enum rpc_status om__status_for(Ozone__ResultCode code)
             return RPC_STATUS_INVALID_ARGUMENT;
         case OZONE__RESULT_CODE__UNAVAILABLE:
             return RPC_STATUS_UNAVAILABLE;
+        case OZONE__RESULT_CODE__NOT_LEADER:
+        case OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_WHEN_PREPARED:
+        case OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_PRIOR_FINALIZATION:
+        case OZONE__RESULT_CODE__UPGRADE_ORDER_VIOLATION:
+        case OZONE__RESULT_CODE__FINALIZE_REJECTED:
+            return RPC_STATUS_FAILED_PRECONDITION;
+        case OZONE__RESULT_CODE__QUOTA_EXCEEDED:
+            return RPC_STATUS_RESOURCE_EXHAUSTED;
         case OZONE__RESULT_CODE__TIMEOUT:
             return RPC_STATUS_DEADLINE_EXCEEDED;
         default:
@@ -61,7 +71,10 @@ enum rpc_handler_result om__finish(struct om_service *s,
         if (status == RPC_STATUS_OK) {
             status = om__status_for(res->code);
         }
-        rpc_call_set_error(call, status, res->code, NULL, "%s", res->message);
+        rpc_call_set_error(
+            call, status, res->code,
+            res->leader_hint[0] != '\0' ? res->leader_hint : NULL, "%s",
+            res->message);
     }
     return RPC_HANDLER_DONE;
 }
@@ -121,7 +134,11 @@ void om__submit(struct om_service *s,
                 struct om_result *res)
 {
     op->time_ms = om__now_ms();
-    om_submit(&s->om, op, res);
+    /* DESIGN.md §6.6: no writes while SCM or a datanode is older. */
+    if (!om_upgrade_write_allowed(s, op, res)) {
+        return;
+    }
+    om_ha_submit(&s->ha, op, res);
 }
 
 /* ---- volumes ---- */
@@ -376,11 +393,63 @@ static enum rpc_handler_result delete_bucket(void *data,
 
 /* ---- set-up ---- */
 
+/* Every method passes the raft gate first (om_ha.h): followers answer
+ * NOT_LEADER with the leader's address, reads on the leader wait for the
+ * read barrier, writes are refused while prepared. */
+static bool gate(struct om_service *s,
+                 struct rpc_call *call,
+                 enum om_method m,
+                 bool write)
+{
+    struct om_result res;
+
+    if (om_ha_check(&s->ha, write, method_names[m], &res)) {
+        return true;
+    }
+    om__finish(s, call, m, RPC_STATUS_OK, &res);
+    return false;
+}
+
+#define GATED(fn, m, write)                                             \
+    static enum rpc_handler_result gated_##fn(                          \
+        void *data, struct rpc_call *call, const ProtobufCMessage *req, \
+        ProtobufCMessage *resp)                                         \
+    {                                                                   \
+        if (!gate(data, call, m, write)) {                              \
+            return RPC_HANDLER_DONE;                                    \
+        }                                                               \
+        return fn(data, call, req, resp);                               \
+    }
+
+GATED(create_volume, OM_CREATE_VOLUME, true)
+GATED(info_volume, OM_INFO_VOLUME, false)
+GATED(list_volumes, OM_LIST_VOLUMES, false)
+GATED(delete_volume, OM_DELETE_VOLUME, true)
+GATED(create_bucket, OM_CREATE_BUCKET, true)
+GATED(info_bucket, OM_INFO_BUCKET, false)
+GATED(list_buckets, OM_LIST_BUCKETS, false)
+GATED(delete_bucket, OM_DELETE_BUCKET, true)
+GATED(om__create_key, OM_CREATE_KEY, true)
+GATED(om__allocate_block, OM_ALLOCATE_BLOCK, true)
+GATED(om__commit_key, OM_COMMIT_KEY, true)
+GATED(om__lookup_key, OM_LOOKUP_KEY, false)
+GATED(om__list_keys, OM_LIST_KEYS, false)
+GATED(om__delete_key, OM_DELETE_KEY, true)
+GATED(om__rename_key, OM_RENAME_KEY, true)
+GATED(om__set_bucket_quota, OM_SET_BUCKET_QUOTA, true)
+GATED(om__get_object_tagging, OM_GET_OBJECT_TAGGING, false)
+GATED(om__put_object_tagging, OM_PUT_OBJECT_TAGGING, true)
+
 static const rpc_handler_fn handlers[OM_METHOD_COUNT] = {
-    create_volume,  info_volume,        list_volumes,   delete_volume,
-    create_bucket,  info_bucket,        list_buckets,   delete_bucket,
-    om__create_key, om__allocate_block, om__commit_key, om__lookup_key,
-    om__list_keys,  om__delete_key,     om__rename_key};
+    gated_create_volume,          gated_info_volume,
+    gated_list_volumes,           gated_delete_volume,
+    gated_create_bucket,          gated_info_bucket,
+    gated_list_buckets,           gated_delete_bucket,
+    gated_om__create_key,         gated_om__allocate_block,
+    gated_om__commit_key,         gated_om__lookup_key,
+    gated_om__list_keys,          gated_om__delete_key,
+    gated_om__rename_key,         gated_om__set_bucket_quota,
+    gated_om__get_object_tagging, gated_om__put_object_tagging};
 
 static int read_config(struct om_service *s, char *errmsg)
 {
@@ -451,6 +520,19 @@ int om_service_new(struct om_service **out, struct daemon *d, char *errmsg)
         goto fail;
     }
     s->scm_ready = true;
+    rc = om_ha_open(&s->ha, d, &s->om, om_start_options.upgrade,
+                    om_start_options.bootstrap, errmsg);
+    if (rc != 0) {
+        goto fail;
+    }
+    s->ha_ready = true;
+    if ((rc = om_admin_register(&s->ha, errmsg)) != 0) {
+        goto fail;
+    }
+    if (om_start_options.bootstrap &&
+        (rc = om_bootstrap_join(s, om_start_options.force, errmsg)) != 0) {
+        goto fail;
+    }
     register_metrics(s);
     rc = rpc_server_add_service(d->rpc,
                                 &ozone__om__ozone_manager_service__descriptor,
@@ -476,6 +558,9 @@ void om_service_free(struct om_service *s)
 {
     if (s == NULL) {
         return;
+    }
+    if (s->ha_ready) {
+        om_ha_close(&s->ha); /* no apply runs after this */
     }
     if (s->scm_ready) {
         om_scm_release(&s->scm);

@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "metrics.h"
+#include "om_ha.h"
 #include "om_scm.h"
 #include "om_state.h"
 #include "rpc.h"
@@ -36,8 +37,13 @@ enum om_method {
     OM_LIST_KEYS,
     OM_DELETE_KEY,
     OM_RENAME_KEY,
+    OM_SET_BUCKET_QUOTA, /* om_features.c, gated (DESIGN.md §6.1) */
+    OM_GET_OBJECT_TAGGING,
+    OM_PUT_OBJECT_TAGGING,
     OM_METHOD_COUNT
 };
+
+struct om_upgrade; /* om_upgrade.c */
 
 struct om_service
 {
@@ -46,16 +52,32 @@ struct om_service
     bool om_ready;
     struct om_scm scm;
     bool scm_ready;
+    struct om_ha ha; /* the raft log every write goes through */
+    bool ha_ready;
     Ozone__Hdds__ReplicationFactor default_factor; /* ozone.replication */
     uint64_t block_size;                           /* ozone.scm.block.size */
     struct metric *calls[OM_METHOD_COUNT];
     struct metric *failures[OM_METHOD_COUNT];
+    struct om_upgrade *upgrade; /* finalization, order gate (om_upgrade.h) */
 };
 
 /* Creates the service state for d (d->kv open) and registers the gRPC
  * service and metrics. On success *out is owned by the caller (free with
  * om_service_free). 0 or OZ_E* with errmsg. */
 int om_service_new(struct om_service **out, struct daemon *d, char *errmsg);
+
+/* Start-up options of `ozone om` (main.c). */
+struct om_start_options
+{
+    bool upgrade;   /* --upgrade / --downgrade: leave prepare mode */
+    bool bootstrap; /* --bootstrap: join an existing OM service */
+    bool force;     /* --force: skip the bootstrap config check */
+};
+extern struct om_start_options om_start_options;
+
+/* ozone om --bootstrap: checks that every OM of the service lists this
+ * one (unless force) and asks the leader to add it (om_bootstrap.c). */
+int om_bootstrap_join(struct om_service *s, bool force, char *errmsg);
 /* After the rpc server has stopped. s may be NULL. */
 void om_service_free(struct om_service *s);
 
@@ -98,7 +120,8 @@ void om__list_into(struct om_service *s,
                    size_t *n,
                    struct om_result *res);
 
-/* Submits op (time set from the clock); res gets the outcome. */
+/* Submits op (time set from the clock) through the raft log; res gets the
+ * outcome (NOT_LEADER with the leader's address on a follower). */
 void om__submit(struct om_service *s,
                 Ozone__Om__OmWriteOp *op,
                 struct om_result *res);

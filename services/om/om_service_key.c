@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "om_names.h"
+#include "om_upgrade.h"
 
 /* A random, non-zero 64-bit open-key session id (Ozone's clientID). */
 static uint64_t new_client_id(void)
@@ -53,7 +54,11 @@ enum rpc_handler_result om__create_key(void *data,
     om__call_allocator(call, &alloc);
     if (!om__check_names(req->volume, req->bucket, req->key, &res) ||
         om_get_bucket(&s->om, req->volume, req->bucket, &alloc, &bk, &res) !=
-            OZONE__RESULT_CODE__OK) {
+            OZONE__RESULT_CODE__OK ||
+        /* OM KEY_TAGS (102): refused before SCM is asked for a block. */
+        (req->n_tags > 0 && (!om_feature_allowed(&s->om, VERSION_OM_KEY_TAGS,
+                                                 "CreateKey with tags", &res) ||
+                             !om_tags_valid(req->tags, req->n_tags, &res)))) {
         return om__finish(s, call, OM_CREATE_KEY, status, &res);
     }
     k.replication =
@@ -78,6 +83,8 @@ enum rpc_handler_result om__create_key(void *data,
     k.name = req->key;
     k.data_size = req->data_size;
     k.n_locations = 1;
+    k.tags = req->tags;
+    k.n_tags = req->n_tags;
     k.locations = &loc;
     body.client_id = new_client_id();
     body.key = &k;

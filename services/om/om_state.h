@@ -49,6 +49,8 @@ enum om_table {
 extern const char *const om_cf_names[OM_N_CFS];
 
 #define OM_TRANSACTION_INFO_KEY "#TRANSACTIONINFO"
+/* Index of the prepare entry while the OM is prepared (DESIGN.md §6.8). */
+#define OM_PREPARED_INFO_KEY "#PREPAREDINFO"
 /* Largest list page (ListVolumes/ListBuckets/ListKeys max_keys). */
 #define OM_LIST_MAX 1000
 /* "/" vol "/" bucket "/" key "/" client id, with room to spare. */
@@ -69,6 +71,7 @@ struct om_result
     Ozone__ResultCode code;
     bool replayed; /* op index was already applied: no-op */
     char message[OZ_ERRMSG_SIZE];
+    char leader_hint[256]; /* with NOT_LEADER: the leader's RPC address */
 };
 
 /* Finds the column families in kv (opened with om_cf_names) and reads the
@@ -92,6 +95,14 @@ void om_result_set(struct om_result *res,
  * borrowed. */
 int om_submit(struct om *om, Ozone__Om__OmWriteOp *op, struct om_result *res);
 
+/* om_submit at op->index (> 0, decided by the raft log) without choosing
+ * it: what every OM runs when it applies a committed entry. sync: fsync
+ * the RocksDB WAL (the raft log already holds the entry durably). */
+int om_apply_write(struct om *om,
+                   const Ozone__Om__OmWriteOp *op,
+                   bool sync,
+                   struct om_result *res);
+
 /* Adds to batch the changes op makes to the current tables, with the new
  * applied index; res gets the outcome. Deterministic: depends only on op
  * and the tables (DESIGN.md §8.1). A refused op still advances the applied
@@ -102,6 +113,13 @@ void om_apply(struct om *om,
               const Ozone__Om__OmWriteOp *op,
               struct kv_batch *batch,
               struct om_result *res);
+
+/* The op's method name for messages ("CommitKey"). */
+const char *om_op_name(const Ozone__Om__OmWriteOp *op);
+
+/* Index stored in #PREPAREDINFO: 0, OZ_ENOTFOUND (not prepared) or
+ * OZ_ECORRUPT. */
+int om_read_prepared_index(struct om *om, uint64_t *out);
 
 /* Applied index stored in the tables (0 when none). OZ_ECORRUPT. */
 int om_read_applied_index(struct om *om, uint64_t *out);

@@ -4,7 +4,9 @@
  * Threading model (common/daemon.h for the skeleton):
  *   - main thread: start-up, signals, shutdown;
  *   - rpc threads: ScmDatanodeService, ScmBlockService, ScmAdminService
- *     handlers (scm_service.c), which take scm->lock briefly;
+ *     handlers (scm_service.c) and ScmUpgradeService (scm_upgrade.c),
+ *     which take scm->lock briefly; FinalizeUpgrade writes VERSION and
+ *     the DB on its rpc thread, outside scm->lock;
  *   - one background thread (scm_state.c) that ticks every
  *     min(hdds.heartbeat.interval / 2, 1s): node health, pipeline and
  *     container upkeep, under scm->lock;
@@ -28,6 +30,46 @@ static unsigned scm_apparent(void *ctx)
     return (unsigned)version_manager_apparent(&((struct daemon *)ctx)->vm);
 }
 
+/* version_manager_config.on_persist: #LAYOUTVERSION in the RocksDB meta
+ * family follows VERSION at every finalized step (DESIGN.md §6.2). */
+static int scm_on_persist(void *ctx, int apparent, char *errmsg)
+{
+    struct daemon *d = ctx;
+    struct kv_batch *b;
+    int rc;
+
+    if (d->kv == NULL) {
+        return 0; /* start-up actions run before the DB is open */
+    }
+    b = kv_batch_new();
+    if (b == NULL) {
+        oz_errmsg_printf(errmsg, "out of memory");
+        return OZ_ENOMEM;
+    }
+    kv_batch_put_layout_version(d->kv, b, apparent);
+    rc = kv_write(d->kv, b, true, errmsg);
+    kv_batch_free(b);
+    return rc;
+}
+
+/* A crash between VERSION and #LAYOUTVERSION leaves the DB behind:
+ * VERSION is the source of truth at start-up (§6.2), so catch up. */
+static int sync_layout_version(struct daemon *d, char *errmsg)
+{
+    int apparent = version_manager_apparent(&d->vm);
+    int stored = -1;
+    int rc = kv_get_layout_version(d->kv, &stored);
+
+    if (rc == 0 && stored == apparent) {
+        return 0;
+    }
+    if (rc == 0) {
+        log_info("#LAYOUTVERSION %d in SCM's DB follows VERSION (%d)", stored,
+                 apparent);
+    }
+    return scm_on_persist(d, apparent, errmsg);
+}
+
 static int scm_setup(struct daemon *d, char *errmsg)
 {
     struct scm_config cfg;
@@ -40,11 +82,15 @@ static int scm_setup(struct daemon *d, char *errmsg)
         return rc;
     }
     d->state = scm;
-    if ((rc = scm_service_register(scm, d->rpc, errmsg)) != 0 ||
+    scm->vm = &d->vm;
+    if ((rc = sync_layout_version(d, errmsg)) != 0 ||
+        (rc = scm_service_register(scm, d->rpc, errmsg)) != 0 ||
+        (rc = scm_upgrade_register(scm, d->rpc, errmsg)) != 0 ||
         (rc = scm_background_start(scm, errmsg)) != 0) {
         return rc; /* teardown frees the state */
     }
     scm_register_metrics(scm);
+    scm_upgrade_register_metrics(scm);
     return 0;
 }
 
@@ -85,6 +131,7 @@ static const struct daemon_def scm_def = {
     .setup = scm_setup,
     .teardown = scm_teardown,
     .drain = scm_drain,
+    .on_persist = scm_on_persist,
 };
 
 int scm_main(int argc, char **argv)

@@ -12,6 +12,8 @@
  *                    reservation, exclude lists and their errors
  *   scm_service.c    RPC handlers (ScmDatanodeService, ScmBlockService,
  *                    ScmAdminService)
+ *   scm_upgrade.c    HDDS finalization (ScmUpgradeService), fencing of
+ *                    datanodes by version, FINALIZE_UPGRADE commands
  *
  * Locking (CONVENTIONS.md "Concurrency"): one mutex, scm->lock, guards
  * every field of struct scm except the local id allocator, which has its
@@ -39,6 +41,7 @@
 #include "kv.h"
 #include "rpc.h"
 #include "scm.pb-c.h"
+#include "version.h"
 
 #define SCM_ID_MAX 64    /* datanode uuids, pipeline ids (+ NUL) */
 #define SCM_HOST_MAX 256 /* host names, addresses */
@@ -97,6 +100,7 @@ struct scm_command
     Ozone__Scm__CommandType type;
     uint64_t container_id;        /* CLOSE_CONTAINER */
     char pipeline_id[SCM_ID_MAX]; /* CREATE_PIPELINE, CLOSE_PIPELINE */
+    uint32_t target_version;      /* FINALIZE_UPGRADE */
     int64_t last_sent_ms;         /* monotonic; 0 = never sent */
 };
 
@@ -116,6 +120,7 @@ struct scm_node
     struct scm_command *cmds;
     size_t n_cmds;
     size_t cap_cmds;
+    uint32_t finalize_told; /* last FINALIZE_UPGRADE target logged */
 };
 
 struct scm_pipeline
@@ -211,6 +216,14 @@ struct scm
 
     struct scm_gauge gauges[16];
     size_t n_gauges;
+
+    /* HDDS upgrade (scm_upgrade.c). vm: SCM's version manager (borrowed;
+     * NULL in unit tests, which then get no fencing and no finalization).
+     * finalizing is guarded by lock; upgrade_lock serialises
+     * FinalizeUpgrade calls and is taken before lock, never inside it. */
+    struct version_manager *vm;
+    bool finalizing;
+    pthread_mutex_t upgrade_lock;
 };
 
 /* ---- scm_state.c ---- */
@@ -462,6 +475,84 @@ int scm__next_local_id(struct scm *scm, uint64_t *out, char *errmsg);
 int scm__containers_load(struct scm *scm, char *errmsg);
 int scm__local_id_load(struct scm *scm, char *errmsg);
 void scm__container_persist(struct scm *scm, const struct scm_container *c);
+
+/* ---- scm_upgrade.c: fencing and finalization (DESIGN.md §6.5-§6.7) ---- */
+
+#define SCM_UPGRADE_MAX_BLOCKERS 32
+#define SCM_UPGRADE_BLOCKER_LEN 192
+
+/* The fencing decision for a datanode at registration and heartbeat
+ * (DESIGN.md §6.6), pure. */
+enum scm_fence {
+    SCM_FENCE_OK = 0,
+    SCM_FENCE_UPGRADE_SCM_FIRST, /* datanode software newer than SCM's */
+    SCM_FENCE_UPGRADE_DATANODE,  /* SCM finalized past the datanode's bits */
+    SCM_FENCE_FINALIZE_SCM_FIRST /* datanode apparent above SCM's */
+};
+enum scm_fence scm_fence_decide(unsigned scm_software,
+                                unsigned scm_apparent,
+                                unsigned dn_software,
+                                unsigned dn_apparent);
+/* The refusal text of a decision other than SCM_FENCE_OK, naming the
+ * datanode and both versions, ending with the §6.6 sentence. */
+void scm_fence_message(enum scm_fence f,
+                       const char *uuid,
+                       unsigned scm_software,
+                       unsigned scm_apparent,
+                       unsigned dn_software,
+                       unsigned dn_apparent,
+                       char *out,
+                       size_t size);
+/* Checks hdr of datanode uuid against SCM's versions: 0, or
+ * OZ_EREFUSED with err (FAILED_PRECONDITION, UPGRADE_ORDER_VIOLATION).
+ * Lock not needed. No-op when scm->vm is NULL. */
+int scm__fence(struct scm *scm,
+               const Ozone__VersionHeader *hdr,
+               const char *uuid,
+               struct scm_error *err);
+
+/* One datanode as the status aggregation sees it. */
+struct scm_upgrade_node
+{
+    const char *uuid;
+    Ozone__Hdds__NodeState state;
+    unsigned software;
+    unsigned apparent;
+};
+
+struct scm_upgrade_summary
+{
+    Ozone__Scm__FinalizationStatus status;
+    unsigned finalized; /* not DEAD, apparent >= SCM's apparent */
+    unsigned total;     /* not DEAD */
+    char blockers[SCM_UPGRADE_MAX_BLOCKERS][SCM_UPGRADE_BLOCKER_LEN];
+    size_t n_blockers;
+};
+
+/* Pure status aggregation: FINALIZATION_REQUIRED while SCM is
+ * pre-finalized (IN_PROGRESS while finalizing), then IN_PROGRESS until
+ * every HEALTHY or HEALTHY_READONLY datanode reports SCM's apparent
+ * version, then DONE. STALE and DEAD ones do not hold DONE back: they are
+ * told when they return. blockers name what finalization waits for. */
+void scm_upgrade_summarize(unsigned scm_software,
+                           unsigned scm_apparent,
+                           bool finalizing,
+                           const struct scm_upgrade_node *nodes,
+                           size_t n,
+                           struct scm_upgrade_summary *out);
+
+/* Under the lock, from a heartbeat: emits FINALIZE_UPGRADE to n while its
+ * apparent version is below SCM's (every heartbeat until it reports). */
+void scm__emit_finalize(struct scm *scm,
+                        struct scm_node *n,
+                        scm_emit_fn emit,
+                        void *emit_ctx);
+
+/* Registers ScmUpgradeService. scm->vm must be set. */
+int scm_upgrade_register(struct scm *scm, struct rpc_server *srv, char *errmsg);
+
+/* Registers the finalization gauges (DESIGN.md §12). */
+void scm_upgrade_register_metrics(struct scm *scm);
 
 /* ---- scm_service.c ---- */
 

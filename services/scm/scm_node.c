@@ -533,7 +533,8 @@ int scm_register_datanode(struct scm *scm,
     int rc;
 
     if ((rc = check_details(d, err)) != 0 ||
-        (rc = check_peer(scm, hdr, d->uuid, err)) != 0) {
+        (rc = check_peer(scm, hdr, d->uuid, err)) != 0 ||
+        (rc = scm__fence(scm, hdr, d->uuid, err)) != 0) {
         return rc;
     }
     pthread_mutex_lock(&scm->lock);
@@ -598,7 +599,8 @@ int scm_heartbeat(struct scm *scm,
                    "bytes)");
         return OZ_EINVAL;
     }
-    if ((rc = check_peer(scm, hdr, uuid, err)) != 0) {
+    if ((rc = check_peer(scm, hdr, uuid, err)) != 0 ||
+        (rc = scm__fence(scm, hdr, uuid, err)) != 0) {
         return rc;
     }
     pthread_mutex_lock(&scm->lock);
@@ -628,6 +630,10 @@ int scm_heartbeat(struct scm *scm,
                   req->n_containers, req->pipeline_ids, req->n_pipeline_ids,
                   now_ms);
     emit_due(scm, n, now_ms, emit, emit_ctx);
+    /* After the queued commands: CLOSE_CONTAINER runs first on the
+     * datanode, so a finalization that waits for closed containers can
+     * succeed in the same heartbeat (DESIGN.md §6.5). */
+    scm__emit_finalize(scm, n, emit, emit_ctx);
     pthread_mutex_unlock(&scm->lock);
     return 0;
 }

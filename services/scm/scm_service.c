@@ -102,6 +102,7 @@ static void emit_command(void *ctx,
     c->type = cmd->type;
     c->id = cmd->id;
     c->container_id = cmd->container_id;
+    c->target_version = cmd->target_version;
     if (p != NULL) {
         c->pipeline = pipeline_msg(e->call, p);
     } else if (cmd->pipeline_id[0] != '\0') {

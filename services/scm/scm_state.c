@@ -237,6 +237,7 @@ int scm_state_new(struct scm **out,
     scm->next_command_id = scm__now_wall_ms() * 1000;
     pthread_mutex_init(&scm->lock, NULL);
     pthread_mutex_init(&scm->id_lock, NULL);
+    pthread_mutex_init(&scm->upgrade_lock, NULL);
     pthread_cond_init(&scm->thread_cond, NULL);
     if ((rc = find_cfs(scm, errmsg)) != 0 ||
         (rc = scm__pipelines_load(scm, errmsg)) != 0 ||
@@ -272,6 +273,7 @@ void scm_state_free(struct scm *scm)
     free(scm->containers);
     pthread_cond_destroy(&scm->thread_cond);
     pthread_mutex_destroy(&scm->id_lock);
+    pthread_mutex_destroy(&scm->upgrade_lock);
     pthread_mutex_destroy(&scm->lock);
     free(scm);
 }

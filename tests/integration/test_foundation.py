@@ -17,6 +17,13 @@ import oztest  # noqa: E402
 
 COMPONENTS = {"scm": "SCM", "om": "OM", "datanode": "DATANODE",
               "recon": "RECON"}
+# The current release (DESIGN.md §6.2: the last row of the release table)
+# and the catalog each daemon's own version belongs to.
+RELEASE = "1.1.0"
+RELEASE_VERSIONS = {"OM": 102, "HDDS": 102, "CLIENT": 100}
+CATALOG = {"scm": "HDDS", "om": "OM", "datanode": "HDDS", "recon": "HDDS"}
+NAMES = {("OM", 102): "KEY_TAGS (102)",
+         ("HDDS", 102): "CONTAINER_CHECKSUM (102)"}
 
 
 class Foundation(oztest.OzoneTestCase):
@@ -42,8 +49,9 @@ class Foundation(oztest.OzoneTestCase):
             self.assertEqual(len(entries), 2, r.stdout)
             remote = entries[1]
             self.assertEqual(remote["component"], COMPONENTS[node.kind])
-            self.assertEqual(remote["softwareVersion"], 100)
-            self.assertEqual(remote["apparentVersion"], 100)
+            want = RELEASE_VERSIONS[CATALOG[node.kind]]
+            self.assertEqual(remote["softwareVersion"], want)
+            self.assertEqual(remote["apparentVersion"], want)
             self.assertFalse(remote["preFinalized"])
             self.assertTrue(remote["clusterId"].startswith("CID-"))
             # Python grpcio with a stock channel and the standard path.
@@ -57,30 +65,30 @@ class Foundation(oztest.OzoneTestCase):
                     pb.GetVersionResponse)
                 self.assertEqual(pb.Component.Name(resp.hdr.component),
                                  COMPONENTS[node.kind])
-                self.assertEqual(resp.hdr.software_version, 100)
-                self.assertEqual(resp.hdr.apparent_version, 100)
+                self.assertEqual(resp.hdr.software_version, want)
+                self.assertEqual(resp.hdr.apparent_version, want)
                 self.assertEqual(resp.hdr.cluster_id, remote["clusterId"])
                 self.assertTrue(resp.hdr.node_id)
-                self.assertEqual(resp.release, "1.0.0")
+                self.assertEqual(resp.release, RELEASE)
                 names = {cv.name: cv.software_version
                          for cv in resp.catalogs}
-                self.assertEqual(names, {"OM": 100, "HDDS": 100,
-                                         "CLIENT": 100})
+                self.assertEqual(names, RELEASE_VERSIONS)
                 self.assertEqual(resp.rpc_address, node.rpc_address)
             # HTTP endpoints.
             status, body = oztest.http_get(node.http_port, "/healthz")
             self.assertEqual(status, 200)
             v = node.version_json()
             self.assertEqual(v["component"], COMPONENTS[node.kind])
-            self.assertEqual(v["softwareVersion"], 100)
-            self.assertEqual(v["apparentVersion"], 100)
-            self.assertEqual(v["apparentVersionName"], "ZDU_READY (100)")
+            self.assertEqual(v["softwareVersion"], want)
+            self.assertEqual(v["apparentVersion"], want)
+            self.assertEqual(v["apparentVersionName"],
+                             NAMES[(CATALOG[node.kind], want)])
             status, prom = oztest.http_get(node.http_port, "/prom")
             self.assertEqual(status, 200)
             self.assertIn("# TYPE ozone_software_version gauge", prom)
             self.assertRegex(prom, r'ozone_software_version\{component="%s"'
-                             r'.*\} 100' % COMPONENTS[node.kind])
-            self.assertRegex(prom, r"ozone_apparent_version\{.*\} 100")
+                             r'.*\} %d' % (COMPONENTS[node.kind], want))
+            self.assertRegex(prom, r"ozone_apparent_version\{.*\} %d" % want)
             self.assertIn("ozone_build_info{", prom)
             # The GetVersion calls above were counted and timed.
             self.assertRegex(prom, r'ozone_rpc_requests_total\{service='

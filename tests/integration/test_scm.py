@@ -27,6 +27,9 @@ FAST = {
     "ozone.scm.container.size": "4MB",
 }
 WAIT = 30.0
+# The HDDS software version of the current release (DESIGN.md §6.2): fake
+# datanodes must run it, or SCM fences them (§6.6).
+HDDS = 102
 
 
 class Scm:
@@ -40,11 +43,11 @@ class Scm:
     def close(self):
         self.channel.close()
 
-    def hdr(self, component=None, node="pytest", apparent=100,
+    def hdr(self, component=None, node="pytest", apparent=HDDS,
             cluster=""):
         c = self.c
         return c.VersionHeader(component=component or c.CLIENT, node_id=node,
-                               software_version=100,
+                               software_version=HDDS,
                                apparent_version=apparent,
                                cluster_id=cluster)
 
@@ -162,8 +165,8 @@ class ScmDataPath(oztest.OzoneTestCase):
             d = nodes[dn.name]
             self.assertEqual(d.details.ip_address, "127.0.0.1")
             self.assertEqual(d.details.container_port, dn.rpc_port)
-            self.assertEqual(d.software_version, 100)
-            self.assertEqual(d.apparent_version, 100)
+            self.assertEqual(d.software_version, HDDS)
+            self.assertEqual(d.apparent_version, HDDS)
             self.assertEqual(d.op_state, h.IN_SERVICE)
             self.assertGreater(d.last_heartbeat_ms, 0)
             # It reports its pipelines: its ONE and the THREE pipeline.
@@ -283,7 +286,7 @@ class ScmDataPath(oztest.OzoneTestCase):
         c, h, s = self.pb
         cid = cluster.scm.version_json()["clusterId"]
 
-        def register(uuid, cluster_id, apparent=100):
+        def register(uuid, cluster_id, apparent=HDDS):
             req = s.RegisterRequest(
                 hdr=scm.hdr(c.DATANODE, uuid, apparent, cluster_id),
                 datanode=h.DatanodeDetails(uuid=uuid, hostname="fake",
@@ -308,7 +311,7 @@ class ScmDataPath(oztest.OzoneTestCase):
         # An unknown datanode's heartbeat is answered with REREGISTER.
         resp = scm.call("ScmDatanodeService", "Heartbeat",
                         s.HeartbeatRequest(
-                            hdr=scm.hdr(c.DATANODE, "ghost", 100, cid),
+                            hdr=scm.hdr(c.DATANODE, "ghost", HDDS, cid),
                             datanode_uuid="ghost"),
                         s.HeartbeatResponse)
         self.assertEqual([cmd.type for cmd in resp.commands],

@@ -30,15 +30,16 @@ class Startup(oztest.OzoneTestCase):
         c = self.scm_cluster()
         c.scm.run_once("--init")
         before = read(self.version_path(c))
-        # Old bits (release 0.9.0 ships HDDS 4) on finalized storage (100).
-        c.scm.extra_args = ["--testing-software-version", "4"]
+        # Old bits (release 1.0.0 ships HDDS 100) on storage finalized by
+        # the current release (HDDS 102).
+        c.scm.extra_args = ["--testing-software-version", "100"]
         c.scm.start()
         rc = c.scm.proc.wait(timeout=30)
         self.assertNotEqual(rc, 0)
         log = c.scm.log_tail(50)
         self.assertIn(
-            "cannot start: on-disk apparent version 100 is newer than this "
-            "software (version 4); this component was finalized by a newer "
+            "cannot start: on-disk apparent version 102 is newer than this "
+            "software (version 100); this component was finalized by a newer "
             "release and cannot be downgraded", log)
         self.assertEqual(read(self.version_path(c)), before)
 
@@ -48,21 +49,21 @@ class Startup(oztest.OzoneTestCase):
         c.scm.start()
         c.scm.wait_ready()
         v = c.scm.version_json()
-        self.assertEqual(v["softwareVersion"], 100)
+        self.assertEqual(v["softwareVersion"], 102)
         self.assertEqual(v["apparentVersion"], 4)
         self.assertTrue(v["preFinalized"])
         self.assertEqual(v["apparentVersionName"], "DATANODE_SCHEMA_V3 (4)")
         self.assertIn("testing only", c.scm.log_tail(50))
         r = c.ozone_cmd("version", "--remote", c.scm.rpc_address)
-        self.assertIn("software 100, apparent 4 (pre-finalized)", r.stdout)
+        self.assertIn("software 102, apparent 4 (pre-finalized)", r.stdout)
 
     def test_corrupt_version_file_refuses(self):
         c = self.scm_cluster()
         c.scm.run_once("--init")
         text = read(self.version_path(c)).decode()
-        self.assertIn("layoutVersion=100", text)
+        self.assertIn("layoutVersion=102", text)
         with open(self.version_path(c), "w") as f:
-            f.write(text.replace("layoutVersion=100", "layoutVersion=banana"))
+            f.write(text.replace("layoutVersion=102", "layoutVersion=banana"))
         before = read(self.version_path(c))
         c.scm.start()
         self.assertNotEqual(c.scm.proc.wait(timeout=30), 0)

@@ -28,8 +28,10 @@ static struct conf *conf_of(const char *const *kv)
     char errmsg[OZ_ERRMSG_SIZE];
 
     assert_non_null(c);
-    /* Unreachable OMs answer at once (connection refused) and quickly. */
+    /* Unreachable OMs answer at once (connection refused) and quickly;
+     * no waiting for a restarting OM here. */
     assert_int_equal(conf_set(c, "ozone.rpc.timeout", "2s"), 0);
+    assert_int_equal(conf_set(c, "ozone.client.om.wait.timeout", "0s"), 0);
     for (size_t i = 0; kv != NULL && kv[i] != NULL; i++) {
         assert_int_equal(conf_set_override(c, kv[i], errmsg), 0);
     }

@@ -118,10 +118,25 @@ static void expand(const char *tmpl, const char *dir, char *out, size_t size)
     out[o < size ? o : size - 1] = '\0';
 }
 
+/* The OM catalog as release 1.0.0 shipped it, ending at ZDU_READY: the
+ * manager tests below were written against it (the OM features above 100
+ * are covered by the catalog tests and the upgrade integration tests). */
+static const struct version_catalog *om_catalog_1_0(void)
+{
+    static struct version_catalog cat;
+
+    cat = *version_builtin_catalog(VERSION_CATALOG_OM);
+    while (cat.n_features > 0 &&
+           cat.features[cat.n_features - 1].number > VERSION_ZDU_READY) {
+        cat.n_features--;
+    }
+    return &cat;
+}
+
 static struct version_manager_config om_config(const struct fixture *fx)
 {
     struct version_manager_config cfg = {
-        .catalog = version_builtin_catalog(VERSION_CATALOG_OM),
+        .catalog = om_catalog_1_0(),
         .storage_dir = fx->dir,
         .node_type = "OM",
     };
@@ -268,8 +283,8 @@ static void test_builtin_catalogs(void **state)
         int numbers[8];
         size_t n;
     } want[] = {
-        {VERSION_CATALOG_OM, "OM", {0, 1, 2, 100}, 4},
-        {VERSION_CATALOG_HDDS, "HDDS", {0, 1, 2, 3, 4, 100}, 6},
+        {VERSION_CATALOG_OM, "OM", {0, 1, 2, 100, 101, 102}, 6},
+        {VERSION_CATALOG_HDDS, "HDDS", {0, 1, 2, 3, 4, 100, 101, 102}, 8},
         {VERSION_CATALOG_CLIENT, "CLIENT", {0, 100}, 2},
     };
     for (size_t i = 0; i < ARRAY_LEN(want); i++) {
@@ -295,7 +310,9 @@ static void test_builtin_catalogs(void **state)
             assert_null(f->on_first_upgrade_start);
             assert_null(f->on_finalize);
         }
-        assert_int_equal(version_catalog_max(cat), VERSION_ZDU_READY);
+        /* The current release ships every catalog at its newest version. */
+        assert_int_equal(version_catalog_max(cat),
+                         version_release_current()->software[want[i].id]);
         assert_string_equal(version_catalog_find(cat, 100)->name, "ZDU_READY");
         assert_string_equal(version_catalog_find(cat, 0)->name,
                             "INITIAL_VERSION");
@@ -303,7 +320,8 @@ static void test_builtin_catalogs(void **state)
         assert_int_equal(version_catalog_find_name(cat, "ZDU_READY")->number,
                          100);
         assert_null(version_catalog_find_name(cat, "NOPE"));
-        assert_int_equal(version_catalog_next(cat, 100), -1);
+        assert_int_equal(version_catalog_next(cat, version_catalog_max(cat)),
+                         -1);
         assert_int_equal(version_catalog_next(cat, -1), 0);
     }
     const struct version_catalog *om =
@@ -317,7 +335,53 @@ static void test_builtin_catalogs(void **state)
     assert_string_equal(version_catalog_find(hdds, 4)->name,
                         "DATANODE_SCHEMA_V3");
     assert_int_equal(version_catalog_find_name(hdds, "SCM_HA")->number, 2);
+    assert_string_equal(version_catalog_find(hdds, 101)->name,
+                        "CHUNK_CHECKSUM_SHA256");
+    assert_string_equal(version_catalog_find(hdds, 102)->name,
+                        "CONTAINER_CHECKSUM");
+    assert_int_equal(version_catalog_next(hdds, 100), 101);
     assert_null(version_builtin_catalog(VERSION_CATALOG_COUNT));
+}
+
+static int dummy_action(void *ctx, const struct version_feature *f, char *e)
+{
+    (void)ctx;
+    (void)f;
+    (void)e;
+    return 0;
+}
+
+/* A daemon's catalog: the built-in numbers with its actions attached. */
+static void test_catalog_build(void **state)
+{
+    const struct version_actions acts[] = {
+        {VERSION_HDDS_CONTAINER_CHECKSUM, dummy_action, NULL, dummy_action},
+    };
+    const struct version_actions bad[] = {{50, dummy_action, NULL, NULL}};
+    const struct version_catalog *b =
+        version_builtin_catalog(VERSION_CATALOG_HDDS);
+    struct version_feature buf[16];
+    struct version_catalog cat;
+
+    (void)state;
+    assert_int_equal(
+        version_catalog_build(VERSION_CATALOG_HDDS, acts, 1, buf, 16, &cat), 0);
+    assert_int_equal(cat.n_features, b->n_features);
+    assert_string_equal(cat.name, "HDDS");
+    for (size_t i = 0; i < cat.n_features; i++) {
+        assert_int_equal(cat.features[i].number, b->features[i].number);
+        assert_string_equal(cat.features[i].name, b->features[i].name);
+        bool has = cat.features[i].number == VERSION_HDDS_CONTAINER_CHECKSUM;
+        assert_true((cat.features[i].validate_in_prefinalize != NULL) == has);
+        assert_true((cat.features[i].on_finalize != NULL) == has);
+        assert_null(cat.features[i].on_first_upgrade_start);
+    }
+    assert_int_equal(
+        version_catalog_build(VERSION_CATALOG_HDDS, bad, 1, buf, 16, &cat),
+        OZ_EINVAL);
+    assert_int_equal(
+        version_catalog_build(VERSION_CATALOG_HDDS, acts, 1, buf, 2, &cat),
+        OZ_EINVAL);
 }
 
 static void test_release_table(void **state)
@@ -326,13 +390,19 @@ static void test_release_table(void **state)
     size_t n;
     const struct version_release *r = version_releases(&n);
 
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
     assert_string_equal(r[0].release, "0.9.0");
     assert_int_equal(r[0].software[VERSION_CATALOG_OM], 2);
     assert_int_equal(r[0].software[VERSION_CATALOG_HDDS], 4);
     assert_int_equal(r[0].software[VERSION_CATALOG_CLIENT], 0);
     assert_ptr_equal(version_release_current(), &r[n - 1]);
-    assert_string_equal(version_release_current()->release, "1.0.0");
+    assert_string_equal(version_release_current()->release, "1.1.0");
+    assert_string_equal(r[1].release, "1.0.0");
+    for (int c = 0; c < VERSION_CATALOG_COUNT; c++) {
+        assert_int_equal(r[1].software[c], VERSION_ZDU_READY);
+    }
+    assert_int_equal(version_release_current()->software[VERSION_CATALOG_HDDS],
+                     102);
     for (int c = 0; c < VERSION_CATALOG_COUNT; c++) {
         const struct version_catalog *cat = version_builtin_catalog(c);
         assert_int_equal(version_release_current()->software[c],
@@ -345,6 +415,12 @@ static void test_release_table(void **state)
     assert_null(version_release_for(VERSION_CATALOG_OM, 1));
     assert_string_equal(version_release_for(VERSION_CATALOG_HDDS, 4)->release,
                         "0.9.0");
+    /* --testing-software-version 100 on an HDDS daemon acts as 1.0.0. */
+    assert_string_equal(version_release_for(VERSION_CATALOG_HDDS, 100)->release,
+                        "1.0.0");
+    assert_string_equal(version_release_for(VERSION_CATALOG_HDDS, 102)->release,
+                        "1.1.0");
+    assert_null(version_release_for(VERSION_CATALOG_HDDS, 101));
 }
 
 /* ---- §6.4 start-up rules, table-driven ---- */
@@ -465,10 +541,11 @@ static const struct start_case start_cases[] = {
      "--testing-software-version 7 is not a version of the OM catalog "
      "(known: 0,1,2,100)",
      0, 0},
-    {"HDDS legacy", VERSION_CATALOG_HDDS, V("3"), NULL, 0, 0, NULL, 3, 100},
+    {"HDDS legacy", VERSION_CATALOG_HDDS, V("3"), NULL, 0, 0, NULL, 3, 102},
     {"HDDS unknown", VERSION_CATALOG_HDDS, V("5"), NULL, 0, OZ_ECORRUPT,
      "cannot start: VERSION file '{dir}/current/VERSION' has layoutVersion "
-     "5, which is not a version of the HDDS catalog (known: 0,1,2,3,4,100); "
+     "5, which is not a version of the HDDS catalog (known: "
+     "0,1,2,3,4,100,101,102); "
      "restore VERSION from backup",
      0, 0},
     {"HDDS truncated to legacy", VERSION_CATALOG_HDDS, V("4"), NULL, 4, 0, NULL,
@@ -490,7 +567,9 @@ static void test_start_rules(void **state)
 
         nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         assert_int_equal(mkdir(fx->dir, 0700), 0);
-        cfg.catalog = version_builtin_catalog(c->catalog);
+        cfg.catalog = c->catalog == VERSION_CATALOG_OM
+                          ? om_catalog_1_0()
+                          : version_builtin_catalog(c->catalog);
         cfg.testing_software_version = c->testing_sw;
         if (c->version != NULL) {
             mkdir_current(fx);
@@ -1058,6 +1137,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builtin_catalogs),
         cmocka_unit_test(test_release_table),
+        cmocka_unit_test(test_catalog_build),
         T(test_start_rules),
         T(test_init_and_reopen),
         T(test_init_refusals),

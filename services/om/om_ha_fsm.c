@@ -1,0 +1,457 @@
+/* om_ha: the raft FSM of the OM (om_ha.h): apply, snapshot and restore.
+ * All three run on the raft thread (restore of the local snapshot also on
+ * the opener's thread during consensus_open, before handlers run).
+ *
+ * Snapshot format: a tar (common/tar.h) of a RocksDB checkpoint of the OM
+ * DB, flat files only. Restore checks the archive, opens the checkpoint
+ * read-only, checks that its #TRANSACTIONINFO is the snapshot's index and
+ * replaces every OM table's contents in one atomic batch. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "om_ha_internal.h"
+#include "tar.h"
+
+#define SNAPSHOT_CHUNK (1u << 20)
+#define SNAPSHOT_MAX_BYTES (8ull << 30)
+
+/* ---- results for submitters ---- */
+
+static void put_result(struct om_ha *ha,
+                       uint64_t index,
+                       const struct om_result *res)
+{
+    struct om_ha_result *r = &ha->results[index % OM_HA_RESULTS];
+
+    pthread_mutex_lock(&ha->mu);
+    r->index = index;
+    r->code = res->code;
+    oz_strlcpy(r->message, res->message, sizeof(r->message));
+    pthread_mutex_unlock(&ha->mu);
+}
+
+void om_ha__take_result(struct om_ha *ha,
+                        uint64_t index,
+                        int result,
+                        struct om_result *res)
+{
+    struct om_ha_result *r = &ha->results[index % OM_HA_RESULTS];
+
+    memset(res, 0, sizeof(*res));
+    pthread_mutex_lock(&ha->mu);
+    if (r->index == index) {
+        res->code = r->code;
+        oz_strlcpy(res->message, r->message, sizeof(res->message));
+    } else {
+        res->code = (Ozone__ResultCode)result;
+        if (result != OZONE__RESULT_CODE__OK) {
+            snprintf(res->message, sizeof(res->message),
+                     "write at index %" PRIu64 " was refused (code %d)", index,
+                     result);
+        }
+    }
+    pthread_mutex_unlock(&ha->mu);
+}
+
+/* ---- apply ---- */
+
+static void after_prepare_change(struct om_ha *ha,
+                                 const Ozone__Om__OmWriteOp *op,
+                                 uint64_t index)
+{
+    if (op->op_case == OZONE__OM__OM_WRITE_OP__OP_PREPARE) {
+        if (om_ha__write_marker(ha, index) != 0) {
+            log_error("cannot write prepare marker '%s': %s", ha->marker_path,
+                      strerror(errno));
+        }
+        pthread_mutex_lock(&ha->mu);
+        ha->prepared_index = index;
+        pthread_mutex_unlock(&ha->mu);
+        log_info("OM prepared for upgrade at index %" PRIu64
+                 ": prepare status PREPARE_COMPLETED, writes refused",
+                 index);
+    } else {
+        om_ha__remove_marker(ha);
+        pthread_mutex_lock(&ha->mu);
+        ha->prepared_index = 0;
+        pthread_mutex_unlock(&ha->mu);
+        log_info("prepare cancelled at index %" PRIu64 ": writes accepted",
+                 index);
+    }
+}
+
+static int fsm_apply(void *ctx,
+                     uint64_t index,
+                     uint32_t type,
+                     const void *payload,
+                     size_t len)
+{
+    struct om_ha *ha = ctx;
+    Ozone__Om__OmWriteOp empty = OZONE__OM__OM_WRITE_OP__INIT;
+    Ozone__Om__OmWriteOp *op = NULL;
+    struct om_result res;
+    bool prepare_change;
+
+    if (type == OM_HA_ENTRY_WRITE_OP) {
+        op = ozone__om__om_write_op__unpack(NULL, len, payload);
+    }
+    if (op == NULL) {
+        /* Deterministic on every OM: the index is consumed, the entry
+         * refused (om_apply: "no known body"). */
+        log_error("raft entry %" PRIu64
+                  " (type %u, %zu bytes) is not an OM "
+                  "write op; refusing it",
+                  index, type, len);
+    }
+    Ozone__Om__OmWriteOp *use = op != NULL ? op : &empty;
+    use->index = index;
+    prepare_change = use->op_case == OZONE__OM__OM_WRITE_OP__OP_PREPARE ||
+                     use->op_case == OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE;
+    if (om_apply_write(ha->om, use, prepare_change, &res) != 0) {
+        /* The log holds an entry this node cannot store: continuing would
+         * make its tables differ from the others' (DESIGN.md §8.1). */
+        log_error("FATAL: cannot store raft entry %" PRIu64
+                  " in the OM DB: %s; stopping this OM",
+                  index, res.message);
+        abort();
+    }
+    if (prepare_change && !res.replayed && res.code == OZONE__RESULT_CODE__OK) {
+        after_prepare_change(ha, use, index);
+    }
+    put_result(ha, index, &res);
+    if (op != NULL) {
+        ozone__om__om_write_op__free_unpacked(op, NULL);
+    }
+    return (int)res.code;
+}
+
+/* ---- snapshot ---- */
+
+static void remove_tree(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *e;
+    char path[4400];
+
+    if (dh == NULL) {
+        return;
+    }
+    while ((e = readdir(dh)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(dh);
+    rmdir(dir);
+}
+
+static int pack_dir(const char *dir, const char *tar_path, char *errmsg)
+{
+    struct tar_writer *w = NULL;
+    DIR *dh = opendir(dir);
+    struct dirent *e;
+    char path[4400];
+    int rc;
+
+    if (dh == NULL) {
+        oz_errmsg_printf(errmsg, "cannot read '%s': %s", dir, strerror(errno));
+        return OZ_EIO;
+    }
+    rc = tar_writer_open(&w, tar_path, errmsg);
+    while (rc == 0 && (e = readdir(dh)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        rc = tar_writer_add_file(w, e->d_name, path, errmsg);
+    }
+    closedir(dh);
+    if (rc == 0) {
+        rc = tar_writer_finish(w, errmsg);
+    }
+    tar_writer_free(w);
+    return rc;
+}
+
+static int append_file(struct consensus_writer *cw,
+                       const char *path,
+                       char *errmsg)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+    int rc = 0;
+
+    if (f == NULL) {
+        oz_errmsg_printf(errmsg, "cannot open '%s': %s", path, strerror(errno));
+        return OZ_EIO;
+    }
+    buf = malloc(SNAPSHOT_CHUNK);
+    if (buf == NULL) {
+        fclose(f);
+        return OZ_ENOMEM;
+    }
+    while (rc == 0 && (n = fread(buf, 1, SNAPSHOT_CHUNK, f)) > 0) {
+        rc = consensus_writer_append(cw, buf, n);
+    }
+    if (rc == 0 && ferror(f)) {
+        oz_errmsg_printf(errmsg, "cannot read '%s'", path);
+        rc = OZ_EIO;
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static int fsm_snapshot(void *ctx, uint64_t index, struct consensus_writer *w)
+{
+    struct om_ha *ha = ctx;
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    char dir[4200];
+    char tar_path[4200];
+    int rc;
+
+    snprintf(dir, sizeof(dir), "%s/snapshot.tmp", ha->d->storage_dir);
+    snprintf(tar_path, sizeof(tar_path), "%s/snapshot.tmp.tar",
+             ha->d->storage_dir);
+    remove_tree(dir);
+    /* Applies run on this thread too: the DB is exactly at index. */
+    rc = kv_checkpoint(ha->om->kv, dir, errmsg);
+    if (rc == 0) {
+        rc = pack_dir(dir, tar_path, errmsg);
+    }
+    if (rc == 0) {
+        rc = append_file(w, tar_path, errmsg);
+    }
+    remove_tree(dir);
+    unlink(tar_path);
+    if (rc != 0) {
+        log_warn("OM snapshot at index %" PRIu64 " failed: %s", index,
+                 errmsg[0] != '\0' ? errmsg : oz_strerror(rc));
+        return rc;
+    }
+    metrics_add(ha->snapshots_taken, 1);
+    return 0;
+}
+
+/* ---- restore ---- */
+
+static int write_file(const char *path,
+                      const void *data,
+                      size_t len,
+                      char *errmsg)
+{
+    FILE *f = fopen(path, "wb");
+
+    if (f == NULL) {
+        oz_errmsg_printf(errmsg, "cannot create '%s': %s", path,
+                         strerror(errno));
+        return OZ_EIO;
+    }
+    if (len > 0 && fwrite(data, 1, len, f) != len) {
+        fclose(f);
+        oz_errmsg_printf(errmsg, "cannot write '%s'", path);
+        return OZ_EIO;
+    }
+    if (fclose(f) != 0) {
+        oz_errmsg_printf(errmsg, "cannot write '%s'", path);
+        return OZ_EIO;
+    }
+    return 0;
+}
+
+static int unpack_snapshot(const char *tar_path, const char *dir, char *errmsg)
+{
+    struct tar_limits lim = {SNAPSHOT_MAX_BYTES, SNAPSHOT_MAX_BYTES, 100000};
+    struct tar_entry *entries = NULL;
+    size_t n = 0;
+    int rc = tar_list(tar_path, &lim, &entries, &n, errmsg);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (mkdir(dir, 0755) != 0) {
+        oz_errmsg_printf(errmsg, "cannot create '%s': %s", dir,
+                         strerror(errno));
+        free(entries);
+        return OZ_EIO;
+    }
+    rc = tar_extract(tar_path, entries, n, dir, NULL, errmsg);
+    free(entries);
+    return rc;
+}
+
+/* Replaces table t of om by the same table of snap in b. */
+static int replace_table(struct om *om,
+                         struct om *snap,
+                         enum om_table t,
+                         struct kv_batch *b,
+                         uint64_t *count)
+{
+    struct kv_iter *it = kv_iter_new(om->kv, om->cf[t]);
+    size_t klen, vlen;
+
+    if (it == NULL) {
+        return OZ_ENOMEM;
+    }
+    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
+        const void *k = kv_iter_key(it, &klen);
+        kv_batch_delete(b, om->cf[t], k, klen);
+    }
+    kv_iter_free(it);
+    it = kv_iter_new(snap->kv, snap->cf[t]);
+    if (it == NULL) {
+        return OZ_ENOMEM;
+    }
+    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
+        const void *k = kv_iter_key(it, &klen);
+        const void *v = kv_iter_value(it, &vlen);
+        kv_batch_put(b, om->cf[t], k, klen, v, vlen);
+        (*count)++;
+    }
+    kv_iter_free(it);
+    return 0;
+}
+
+static void copy_meta(struct om *om,
+                      struct kv *snap_kv,
+                      int snap_cf,
+                      const char *key,
+                      struct kv_batch *b)
+{
+    void *val = NULL;
+    size_t len = 0;
+
+    if (kv_get(snap_kv, snap_cf, key, strlen(key), &val, &len) == 0) {
+        kv_batch_put(b, om->cf[OM_META_TABLE], key, strlen(key), val, len);
+        free(val);
+    } else {
+        kv_batch_delete(b, om->cf[OM_META_TABLE], key, strlen(key));
+    }
+}
+
+static int install(struct om_ha *ha,
+                   uint64_t index,
+                   const char *dir,
+                   uint64_t *count,
+                   uint64_t *prepared,
+                   char *errmsg)
+{
+    struct kv *snap_kv = NULL;
+    struct om snap;
+    struct kv_batch *b = NULL;
+    int rc;
+
+    rc = kv_open(&snap_kv, dir, om_cf_names, OM_N_CFS, KV_READ_ONLY, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = om_init(&snap, snap_kv, errmsg);
+    if (rc != 0) {
+        goto out_kv;
+    }
+    if (snap.applied_index != index) {
+        oz_errmsg_printf(errmsg,
+                         "snapshot for index %" PRIu64
+                         " holds tables at index %" PRIu64,
+                         index, snap.applied_index);
+        rc = OZ_ECORRUPT;
+        goto out_om;
+    }
+    if (om_read_prepared_index(&snap, prepared) != 0) {
+        *prepared = 0;
+    }
+    b = kv_batch_new();
+    if (b == NULL) {
+        rc = OZ_ENOMEM;
+        goto out_om;
+    }
+    pthread_mutex_lock(&ha->om->write_lock);
+    for (int t = 0; t < OM_N_CFS && rc == 0; t++) {
+        rc = replace_table(ha->om, &snap, (enum om_table)t, b, count);
+    }
+    if (rc == 0) {
+        copy_meta(ha->om, snap_kv, snap.cf[OM_META_TABLE],
+                  OM_TRANSACTION_INFO_KEY, b);
+        copy_meta(ha->om, snap_kv, snap.cf[OM_META_TABLE], OM_PREPARED_INFO_KEY,
+                  b);
+        rc = kv_write(ha->om->kv, b, true, errmsg);
+    }
+    if (rc == 0) {
+        ha->om->applied_index = index;
+    }
+    pthread_mutex_unlock(&ha->om->write_lock);
+    kv_batch_free(b);
+out_om:
+    om_release(&snap);
+out_kv:
+    kv_close(snap_kv);
+    return rc;
+}
+
+static int fsm_restore(void *ctx, uint64_t index, const void *data, size_t len)
+{
+    struct om_ha *ha = ctx;
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    char dir[4200];
+    char tar_path[4200];
+    uint64_t count = 0;
+    uint64_t prepared = 0;
+    int rc;
+
+    if (ha->om->applied_index >= index) {
+        /* Our tables already hold it (the local snapshot at start-up). */
+        return 0;
+    }
+    log_info("installing OM snapshot at index %" PRIu64
+             " (%zu bytes; applied index %" PRIu64 ")",
+             index, len, ha->om->applied_index);
+    snprintf(dir, sizeof(dir), "%s/snapshot.restore", ha->d->storage_dir);
+    snprintf(tar_path, sizeof(tar_path), "%s/snapshot.restore.tar",
+             ha->d->storage_dir);
+    remove_tree(dir);
+    rc = write_file(tar_path, data, len, errmsg);
+    if (rc == 0) {
+        rc = unpack_snapshot(tar_path, dir, errmsg);
+    }
+    if (rc == 0) {
+        rc = install(ha, index, dir, &count, &prepared, errmsg);
+    }
+    remove_tree(dir);
+    unlink(tar_path);
+    if (rc != 0) {
+        log_error("refusing OM snapshot at index %" PRIu64 ": %s", index,
+                  errmsg[0] != '\0' ? errmsg : oz_strerror(rc));
+        return rc;
+    }
+    if (prepared > 0) {
+        om_ha__write_marker(ha, prepared);
+    } else {
+        om_ha__remove_marker(ha);
+    }
+    pthread_mutex_lock(&ha->mu);
+    ha->prepared_index = prepared;
+    pthread_mutex_unlock(&ha->mu);
+    metrics_add(ha->snapshot_installs, 1);
+    log_info("installed OM snapshot at index %" PRIu64 ": %" PRIu64
+             " table entries%s",
+             index, count, prepared > 0 ? ", prepared for upgrade" : "");
+    return 0;
+}
+
+void om_ha__fsm_init(struct om_ha *ha, struct consensus_fsm *fsm)
+{
+    fsm->ctx = ha;
+    fsm->apply = fsm_apply;
+    fsm->snapshot = fsm_snapshot;
+    fsm->restore = fsm_restore;
+}

@@ -1,0 +1,431 @@
+/* Recon's poll of SCM and of every OM's version (DESIGN.md §9, §6.7).
+ *
+ * Every ozone.recon.scm.poll.interval: SCM's GetVersion (its software and
+ * HDDS apparent version, which Recon adopts as its view of HDDS
+ * finalization; Recon's own storage is finalized by the upgrade code, not
+ * from here), ListDatanodes, ListContainers (paged), ListPipelines; then
+ * GetVersion of each OM node for the upgrade view; then datanode health
+ * is re-judged so that silent datanodes turn STALE and DEAD in the
+ * journal. Each OM node has its own client with one attempt, so a down OM
+ * is reported as UNREACHABLE instead of hiding behind fail-over.
+ */
+#include "recon_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define MAX_OMS 8
+#define CONTAINER_PAGE 1000
+#define MAX_CONTAINERS 1000000
+
+struct scm_sync
+{
+    struct rpc_client *scm;
+    char scm_addr[RECON_ADDR_MAX];
+    struct rpc_client *oms[MAX_OMS];
+    char om_addrs[MAX_OMS][RECON_ADDR_MAX];
+    size_t n_oms;
+    char last_error[512];
+};
+
+static struct scm_sync scm_state;
+
+/* ---- shared helpers ---- */
+
+bool recon__wait(struct recon *r, long long ms, bool *flag)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (!r->stop && !*flag && ms > 0) {
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    bool go_on = !r->stop;
+    pthread_mutex_unlock(&r->lock);
+    return go_on;
+}
+
+static bool list_item(const char *list, size_t idx, char *out, size_t size)
+{
+    size_t i = 0;
+    const char *p = list;
+
+    while (*p != '\0') {
+        while (*p == ',' || *p == ' ') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        const char *end = p;
+        while (*end != '\0' && *end != ',' && *end != ' ') {
+            end++;
+        }
+        if (i == idx) {
+            size_t len = (size_t)(end - p);
+            if (len >= size) {
+                return false;
+            }
+            memcpy(out, p, len);
+            out[len] = '\0';
+            return true;
+        }
+        i++;
+        p = end;
+    }
+    return false;
+}
+
+size_t recon_om_addresses(const struct conf *conf,
+                          char addrs[][RECON_ADDR_MAX],
+                          size_t max)
+{
+    const char *ids = conf_get(conf, "ozone.om.service.ids");
+    char sid[128], node[128], key[512];
+    size_t n = 0;
+
+    if (ids != NULL && list_item(ids, 0, sid, sizeof(sid))) {
+        snprintf(key, sizeof(key), "ozone.om.nodes.%s", sid);
+        const char *nodes = conf_get(conf, key);
+        for (size_t i = 0; nodes != NULL && n < max &&
+                           list_item(nodes, i, node, sizeof(node));
+             i++) {
+            snprintf(key, sizeof(key), "ozone.om.address.%s.%s", sid, node);
+            const char *a = conf_get(conf, key);
+            if (a != NULL && a[0] != '\0') {
+                daemon_dial_address(a, addrs[n], RECON_ADDR_MAX);
+                if (strchr(addrs[n], ':') == NULL) {
+                    size_t l = strlen(addrs[n]);
+                    snprintf(addrs[n] + l, RECON_ADDR_MAX - l, ":9862");
+                }
+                n++;
+            }
+        }
+        if (n > 0) {
+            return n;
+        }
+    }
+    daemon_dial_address(conf_get_str(conf, "ozone.om.address", "0.0.0.0:9862"),
+                        addrs[0], RECON_ADDR_MAX);
+    if (strchr(addrs[0], ':') == NULL) {
+        size_t l = strlen(addrs[0]);
+        snprintf(addrs[0] + l, RECON_ADDR_MAX - l, ":9862");
+    }
+    return 1;
+}
+
+/* ---- one poll ---- */
+
+static int call(struct rpc_client *c,
+                const ProtobufCServiceDescriptor *svc,
+                const char *method,
+                ProtobufCMessage *req,
+                ProtobufCMessage **resp,
+                char *errmsg)
+{
+    struct rpc_error err;
+    int rc = rpc_client_call(c, svc, method, req, resp, &err);
+
+    if (rc != 0) {
+        oz_errmsg_printf(errmsg, "%s at '%s': %s", method, err.address,
+                         err.message[0] ? err.message : oz_strerror(rc));
+    }
+    return rc;
+}
+
+static const Ozone__CatalogVersion *catalog(const Ozone__GetVersionResponse *v,
+                                            const char *name)
+{
+    for (size_t i = 0; i < v->n_catalogs; i++) {
+        if (v->catalogs[i] != NULL && v->catalogs[i]->name != NULL &&
+            strcmp(v->catalogs[i]->name, name) == 0) {
+            return v->catalogs[i];
+        }
+    }
+    return NULL;
+}
+
+static int poll_scm_version(struct recon *r, char *errmsg)
+{
+    Ozone__GetVersionRequest req = OZONE__GET_VERSION_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    int64_t now = recon_now_ms();
+    int rc = call(scm_state.scm, &ozone__version_service__descriptor,
+                  "GetVersion", &req.base, &resp, errmsg);
+
+    if (rc != 0) {
+        recon_observe_unreachable(r, "SCM", "scm", scm_state.scm_addr, now);
+        return rc;
+    }
+    const Ozone__GetVersionResponse *v =
+        (const Ozone__GetVersionResponse *)resp;
+    const Ozone__CatalogVersion *hdds = catalog(v, "HDDS");
+    const char *node = v->hdr && v->hdr->node_id ? v->hdr->node_id : "scm";
+    uint32_t sw = v->hdr ? v->hdr->software_version : 0;
+    uint32_t ap = v->hdr ? v->hdr->apparent_version : 0;
+    if (hdds != NULL && hdds->apparent_version != 0) {
+        sw = hdds->software_version;
+        ap = hdds->apparent_version;
+    }
+    pthread_mutex_lock(&r->lock);
+    if (r->hdds_apparent_from_scm != 0 && r->hdds_apparent_from_scm != ap) {
+        recon__journal(r, now, "RECON", r->d->node_id,
+                       "adopted SCM's HDDS apparent version %u (was %u)", ap,
+                       r->hdds_apparent_from_scm);
+    }
+    r->hdds_apparent_from_scm = ap;
+    r->hdds_software_of_scm = sw;
+    if (v->hdr != NULL && v->hdr->cluster_id != NULL) {
+        oz_strlcpy(r->scm_cluster_id, v->hdr->cluster_id,
+                   sizeof(r->scm_cluster_id));
+    }
+    pthread_mutex_unlock(&r->lock);
+    recon_observe(r, "SCM", node,
+                  v->rpc_address && v->rpc_address[0] ? v->rpc_address
+                                                      : scm_state.scm_addr,
+                  v->release, sw, ap, "HEALTHY", now);
+    rpc_message_free(resp);
+    return 0;
+}
+
+static int poll_scm_tables(struct recon *r, char *errmsg)
+{
+    ProtobufCMessage *resp = NULL;
+    int rc;
+
+    Ozone__Scm__ListDatanodesRequest dreq =
+        OZONE__SCM__LIST_DATANODES_REQUEST__INIT;
+    rc = call(scm_state.scm, &ozone__scm__scm_admin_service__descriptor,
+              "ListDatanodes", &dreq.base, &resp, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    const Ozone__Scm__ListDatanodesResponse *dn =
+        (const Ozone__Scm__ListDatanodesResponse *)resp;
+    recon_set_scm_nodes(r, dn->datanodes, dn->n_datanodes, recon_now_ms());
+    rpc_message_free(resp);
+
+    Ozone__Scm__ListPipelinesRequest preq =
+        OZONE__SCM__LIST_PIPELINES_REQUEST__INIT;
+    rc = call(scm_state.scm, &ozone__scm__scm_admin_service__descriptor,
+              "ListPipelines", &preq.base, &resp, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    const Ozone__Scm__ListPipelinesResponse *pl =
+        (const Ozone__Scm__ListPipelinesResponse *)resp;
+    recon_set_scm_pipelines(r, pl->pipelines, pl->n_pipelines);
+    rpc_message_free(resp);
+
+    /* Containers, page by page, gathered before replacing the table. */
+    ProtobufCMessage *pages[MAX_CONTAINERS / CONTAINER_PAGE];
+    size_t n_pages = 0, total = 0;
+    uint64_t start = 0;
+    for (;;) {
+        Ozone__Scm__ListContainersRequest creq =
+            OZONE__SCM__LIST_CONTAINERS_REQUEST__INIT;
+        creq.start_id = start;
+        creq.count = CONTAINER_PAGE;
+        rc = call(scm_state.scm, &ozone__scm__scm_admin_service__descriptor,
+                  "ListContainers", &creq.base, &resp, errmsg);
+        if (rc != 0) {
+            break;
+        }
+        const Ozone__Scm__ListContainersResponse *cl =
+            (const Ozone__Scm__ListContainersResponse *)resp;
+        pages[n_pages++] = resp;
+        total += cl->n_containers;
+        if (cl->n_containers < CONTAINER_PAGE ||
+            n_pages == sizeof(pages) / sizeof(pages[0])) {
+            break;
+        }
+        start = cl->containers[cl->n_containers - 1]->id + 1;
+    }
+    if (rc == 0) {
+        Ozone__Hdds__ContainerInfo **all = calloc(total + 1, sizeof(*all));
+        size_t k = 0;
+        if (all != NULL) {
+            for (size_t p = 0; p < n_pages; p++) {
+                const Ozone__Scm__ListContainersResponse *cl =
+                    (const Ozone__Scm__ListContainersResponse *)pages[p];
+                for (size_t i = 0; i < cl->n_containers; i++) {
+                    all[k++] = cl->containers[i];
+                }
+            }
+            recon_set_scm_containers(r, all, k);
+            free(all);
+        }
+    }
+    for (size_t p = 0; p < n_pages; p++) {
+        rpc_message_free(pages[p]);
+    }
+    return rc;
+}
+
+static void poll_oms(struct recon *r)
+{
+    for (size_t i = 0; i < scm_state.n_oms; i++) {
+        Ozone__GetVersionRequest req = OZONE__GET_VERSION_REQUEST__INIT;
+        ProtobufCMessage *resp = NULL;
+        char errmsg[OZ_ERRMSG_SIZE];
+        int64_t now = recon_now_ms();
+
+        if (call(scm_state.oms[i], &ozone__version_service__descriptor,
+                 "GetVersion", &req.base, &resp, errmsg) != 0) {
+            /* The node id is unknown until it answers once: use the
+             * address, or the id it had at this address. */
+            char node[RECON_ID_MAX] = "";
+            pthread_mutex_lock(&r->lock);
+            for (size_t c = 0; c < r->n_components; c++) {
+                if (strcmp(r->components[c].type, "OM") == 0 &&
+                    strcmp(r->components[c].address, scm_state.om_addrs[i]) ==
+                        0) {
+                    oz_strlcpy(node, r->components[c].node_id, sizeof(node));
+                }
+            }
+            pthread_mutex_unlock(&r->lock);
+            recon_observe_unreachable(r, "OM",
+                                      node[0] ? node : scm_state.om_addrs[i],
+                                      scm_state.om_addrs[i], now);
+            continue;
+        }
+        const Ozone__GetVersionResponse *v =
+            (const Ozone__GetVersionResponse *)resp;
+        if (v->hdr != NULL && v->hdr->node_id != NULL) {
+            recon_observe(r, "OM", v->hdr->node_id, scm_state.om_addrs[i],
+                          v->release, v->hdr->software_version,
+                          v->hdr->apparent_version, "HEALTHY", now);
+        }
+        rpc_message_free(resp);
+    }
+}
+
+static void poll_once(struct recon *r)
+{
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    int64_t now;
+
+    recon_task_start(r, RECON_TASK_SCM_SYNC);
+    int rc = poll_scm_version(r, errmsg);
+    if (rc == 0) {
+        rc = poll_scm_tables(r, errmsg);
+    }
+    now = recon_now_ms();
+    if (rc == 0) {
+        pthread_mutex_lock(&r->lock);
+        uint64_t n = r->n_containers;
+        pthread_mutex_unlock(&r->lock);
+        recon_task_ok(r, RECON_TASK_SCM_SYNC, n, now);
+        if (scm_state.last_error[0] != '\0') {
+            log_info("SCM at '%s' reachable again", scm_state.scm_addr);
+            scm_state.last_error[0] = '\0';
+        }
+    } else {
+        recon_task_failed(r, RECON_TASK_SCM_SYNC, errmsg, now);
+        metrics_add(r->m_scm_failures, 1);
+        if (strcmp(errmsg, scm_state.last_error) != 0) {
+            log_warn("SCM poll failed: %s; retrying", errmsg);
+            oz_strlcpy(scm_state.last_error, errmsg,
+                       sizeof(scm_state.last_error));
+        }
+    }
+    poll_oms(r);
+    /* Recon itself. Its address from the configuration: d->rpc_address
+     * is written by the main thread once the servers run. */
+    char self[RECON_ADDR_MAX];
+    daemon_dial_address(
+        conf_get_str(r->d->conf, "ozone.recon.address", "0.0.0.0:9891"), self,
+        sizeof(self));
+    recon_observe(r, "RECON", r->d->node_id, self, r->d->release->release,
+                  (uint32_t)version_manager_software(&r->d->vm),
+                  (uint32_t)version_manager_apparent(&r->d->vm), "HEALTHY",
+                  now);
+    recon_refresh_health(r, now);
+}
+
+static void *poll_main(void *arg)
+{
+    struct recon *r = arg;
+    bool first = true;
+
+    for (;;) {
+        if (!recon__wait(r, first ? 0 : r->cfg.scm_interval_ms,
+                         &r->scm_trigger)) {
+            break;
+        }
+        first = false;
+        pthread_mutex_lock(&r->lock);
+        r->scm_trigger = false;
+        pthread_mutex_unlock(&r->lock);
+        poll_once(r);
+    }
+    return NULL;
+}
+
+int recon_scm_sync_start(struct recon *r, char *errmsg)
+{
+    struct rpc_client_config cfg;
+    const char *addrs[1];
+    int rc;
+
+    memset(&scm_state, 0, sizeof(scm_state));
+    daemon_scm_address(r->d, scm_state.scm_addr, sizeof(scm_state.scm_addr));
+    addrs[0] = scm_state.scm_addr;
+    daemon_client_config(r->d, addrs, 1, &cfg);
+    cfg.max_attempts = 2;
+    rc = rpc_client_new(&scm_state.scm, &cfg, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    scm_state.n_oms =
+        recon_om_addresses(r->d->conf, scm_state.om_addrs, MAX_OMS);
+    for (size_t i = 0; i < scm_state.n_oms; i++) {
+        addrs[0] = scm_state.om_addrs[i];
+        daemon_client_config(r->d, addrs, 1, &cfg);
+        cfg.max_attempts = 1;
+        if (cfg.deadline_ms > 5000) {
+            cfg.deadline_ms = 5000;
+        }
+        rc = rpc_client_new(&scm_state.oms[i], &cfg, errmsg);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (pthread_create(&r->scm_thread, NULL, poll_main, r) != 0) {
+        oz_errmsg_printf(errmsg, "cannot start the SCM poll thread");
+        return OZ_ENOMEM;
+    }
+    r->scm_started = true;
+    log_info("polling SCM at '%s' every %lld ms", scm_state.scm_addr,
+             r->cfg.scm_interval_ms);
+    return 0;
+}
+
+void recon_scm_sync_stop(struct recon *r)
+{
+    if (r->scm_started) {
+        pthread_join(r->scm_thread, NULL);
+        r->scm_started = false;
+    }
+    rpc_client_free(scm_state.scm);
+    scm_state.scm = NULL;
+    for (size_t i = 0; i < scm_state.n_oms; i++) {
+        rpc_client_free(scm_state.oms[i]);
+        scm_state.oms[i] = NULL;
+    }
+}

@@ -1,0 +1,315 @@
+"""Helpers of the upgrade tests and bench/upgrade.py (DESIGN.md §6, §13).
+
+`--testing-software-version 100` stands in for the old release (1.0.0: OM
+100, HDDS 100); no flag means the new one. A Workload runs 8 client
+threads of mixed put/get/list through the real `ozone` CLI, checking the
+content of every key it reads, and counts every operation that returned an
+error to its caller.
+"""
+import hashlib
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+
+from ozone_local import wait_for
+
+OLD = ["--testing-software-version", "100"]
+NEW_OM = 102
+NEW_HDDS = 102
+
+QUOTA_REFUSED = ("operation 'SetBucketQuota' belongs to feature BUCKET_QUOTA "
+                 "(version 101); cluster apparent version is 100; finalize "
+                 "the upgrade first")
+TAGS_REFUSED = ("operation 'PutObjectTagging' belongs to feature KEY_TAGS "
+                "(version 102); cluster apparent version is 100; finalize "
+                "the upgrade first")
+ORDER_VIOLATION = ("upgrade order violation: upgrade SCM and datanodes "
+                   "before OM")
+
+# Short intervals so that a whole upgrade runs in a minute or two.
+FAST_CONF = {
+    "hdds.heartbeat.interval": "500ms",
+    "ozone.scm.stale.node.interval": "5s",
+    "ozone.scm.dead.node.interval": "10s",
+    "ozone.om.upgrade.finalization.check.interval": "500ms",
+    "ozone.scm.block.size": "1MB",
+    "ozone.scm.chunk.size": "64KB",
+    # A single OM's clients wait for it across its restart and while its
+    # handlers wait on a restarting SCM (DESIGN.md §6.7).
+    "ozone.client.om.wait.timeout": "60s",
+}
+
+
+def set_bits(node, old):
+    """Next start of node runs the old (True) or new (False) release."""
+    node.extra_args = [a for a in node.extra_args if a not in OLD]
+    if old:
+        node.extra_args = list(OLD) + node.extra_args
+
+
+def restart(node, old, *extra, timeout=60):
+    """Stops node (SIGTERM, drained), swaps its bits, starts and waits."""
+    node.stop()
+    set_bits(node, old)
+    node.start(*extra)
+    node.wait_ready(timeout=timeout)
+
+
+def json_of(c, *args):
+    return json.loads(c.ozone_cmd(*args, "--json").stdout)
+
+
+def wait_pipeline(c, factor="THREE", timeout=90):
+    def ready():
+        ps = json_of(c, "admin", "pipeline", "list")
+        return any(p["state"] == "OPEN" and p["replicationFactor"] == factor
+                   for p in ps)
+    wait_for(ready, timeout, "an OPEN %s pipeline" % factor, interval=0.2)
+
+
+def wait_datanodes_healthy(c, n, timeout=90):
+    def ready():
+        dns = json_of(c, "admin", "datanode", "list")
+        return len([d for d in dns if d["healthState"] == "HEALTHY"]) >= n
+    wait_for(ready, timeout, "%d HEALTHY datanodes" % n, interval=0.2)
+
+
+def versions(node):
+    """(software, apparent) of a running node, from /version."""
+    v = node.version_json()
+    return v["softwareVersion"], v["apparentVersion"]
+
+
+def apparent_by_kind(c):
+    """{kind: set of apparent versions} over the running nodes."""
+    out = {}
+    for n in c.nodes:
+        if n.alive():
+            out.setdefault(n.kind, set()).add(versions(n)[1])
+    return out
+
+
+def digest(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def om_leader(c):
+    """Node id of the OM leader ('' when unknown)."""
+    for entry in json_of(c, "admin", "om", "roles"):
+        for name, info in entry.items():
+            if isinstance(info, dict) and info.get("serverRole") == "LEADER":
+                return name
+    return ""
+
+
+def roll_oms(c, old, log=print, skip=()):
+    """Restarts every OM on the old or new bits, followers first; the
+    leader last, after handing leadership to an OM already rolled
+    (DESIGN.md §8: a planned stop of the leader transfers first). OMs
+    named in skip are on the target bits already. Yields after each OM."""
+    if len(c.oms) == 1:
+        log("%s %s" % ("downgrading" if old else "upgrading", c.oms[0].name))
+        restart(c.oms[0], old, "--upgrade")
+        yield c.oms[0]
+        return
+    leader = om_leader(c)
+    order = [o for o in c.oms if o.name != leader and o.name not in skip] + \
+        [o for o in c.oms if o.name == leader and o.name not in skip]
+    done = [o for o in c.oms if o.name in skip]
+    for om in order:
+        if done and om_leader(c) == om.name:
+            target = done[0].name
+            c.ozone_cmd("admin", "om", "transfer", "-n", target)
+            wait_for(lambda: om_leader(c) == target, 30,
+                     "OM leadership on %s" % target, interval=0.2)
+        log("%s %s" % ("downgrading" if old else "upgrading", om.name))
+        restart(om, old, "--upgrade")
+        done.append(om)
+        yield om
+
+
+def roll_cluster(c, log=print, passes=3, dwell=0.0):
+    """Rolls the cluster new, old, new (passes=3; 1: only the upgrade),
+    one node at a time in the order of DESIGN.md §2.1 (reversed for the
+    downgrade). Yields a step name after each node, dwell seconds after
+    it came back (so that clients work against every mixed state); the
+    caller checks the cluster between steps. Shared with
+    bench/upgrade.py."""
+    def hdds_nodes():
+        nodes = [c.scm] + ([c.recon] if c.recon is not None else [])
+        return nodes + list(c.datanodes)
+
+    def roll_hdds(old):
+        nodes = hdds_nodes()
+        if old:
+            nodes.reverse()
+        for n in nodes:
+            log("%s %s" % ("downgrading" if old else "upgrading", n.name))
+            restart(n, old)
+            if n.kind == "datanode":
+                wait_datanodes_healthy(c, len(c.datanodes))
+            time.sleep(dwell)
+            yield "%s %s" % ("old" if old else "new", n.name)
+
+    def roll_om_step(old):
+        for om in roll_oms(c, old, log):
+            time.sleep(dwell)
+            yield "%s %s" % ("old" if old else "new", om.name)
+
+    for i in range(passes):
+        old = i % 2 == 1
+        if old:
+            yield from roll_om_step(True)
+            yield from roll_hdds(True)
+        else:
+            yield from roll_hdds(False)
+            yield from roll_om_step(False)
+
+
+class Workload:
+    """8 threads of put/get/list against one bucket through the CLI."""
+
+    def __init__(self, c, volume, bucket, tmp, threads=8, max_size=48 << 10,
+                 seed=1):
+        self.c = c
+        self.volume = volume
+        self.bucket = bucket
+        self.tmp = tmp
+        self.threads = threads
+        self.max_size = max_size
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.workers = []
+        self.ops = []         # (start_monotonic, op, seconds, ok)
+        self.failures = []    # (op, key, text)
+        self.corrupt = []     # (key, text)
+        # key -> set of digests it may hold (more than one after a put
+        # that failed: the old content or the new one).
+        self.expected = {}
+
+    def path(self, key):
+        return "/%s/%s/%s" % (self.volume, self.bucket, key)
+
+    def _run(self, op, key, *args):
+        t0 = time.monotonic()
+        r = self.c.ozone_cmd(*args, check=False, timeout=180)
+        dt = time.monotonic() - t0
+        with self.lock:
+            self.ops.append((t0, op, dt, r.returncode == 0))
+            if r.returncode != 0:
+                self.failures.append((op, key, (r.stderr or r.stdout)[-400:]))
+        return r
+
+    def put(self, tid, key, rng):
+        size = rng.randint(1, self.max_size)
+        data = os.urandom(size)
+        src = os.path.join(self.tmp, "put-%d" % tid)
+        with open(src, "wb") as f:
+            f.write(data)
+        with self.lock:
+            before = set(self.expected.get(key, set()))
+        r = self._run("put", key, "sh", "key", "put", self.path(key), src)
+        with self.lock:
+            if r.returncode == 0:
+                self.expected[key] = {digest(data)}
+            else:
+                self.expected[key] = before | {digest(data)}
+
+    def get(self, tid, key):
+        dst = os.path.join(self.tmp, "get-%d" % tid)
+        if os.path.exists(dst):
+            os.unlink(dst)
+        with self.lock:
+            want = set(self.expected.get(key, set()))
+        r = self._run("get", key, "sh", "key", "get", self.path(key), dst)
+        if r.returncode == 0:
+            with open(dst, "rb") as f:
+                got = digest(f.read())
+            if got not in want:
+                with self.lock:
+                    self.corrupt.append((key, "content differs"))
+
+    def list(self, tid):
+        self._run("list", "w%d-" % tid, "sh", "key", "list",
+                  "/%s/%s" % (self.volume, self.bucket), "--prefix",
+                  "w%d-" % tid)
+
+    def worker(self, tid):
+        rng = random.Random(tid * 7919 + 1)
+        mine = []
+        n = 0
+        while not self.stop_event.is_set():
+            try:
+                n = self.step(tid, rng, mine, n)
+            except Exception as e:  # noqa: BLE001 - count it, keep going
+                with self.lock:
+                    self.failures.append(("worker", "", repr(e)))
+                time.sleep(0.1)
+
+    def step(self, tid, rng, mine, n):
+        """One operation of thread tid; returns the next new-key number."""
+        choice = rng.random()
+        if not mine or choice < 0.4:
+            if mine and rng.random() < 0.3:
+                key = rng.choice(mine)   # overwrite
+            else:
+                key = "w%d-%d" % (tid, n)
+                n += 1
+                mine.append(key)
+            self.put(tid, key, rng)
+        elif choice < 0.85:
+            self.get(tid, rng.choice(mine))
+        else:
+            self.list(tid)
+        return n
+
+    def start(self):
+        for t in range(self.threads):
+            th = threading.Thread(target=self.worker, args=(t,), daemon=True)
+            th.start()
+            self.workers.append(th)
+
+    def stop(self):
+        self.stop_event.set()
+        for th in self.workers:
+            th.join(timeout=300)
+
+    def verify_all(self):
+        """Reads every key once more; returns the list of bad keys."""
+        bad = []
+        dst = os.path.join(self.tmp, "verify")
+        for key, want in sorted(self.expected.items()):
+            r = self.c.ozone_cmd("sh", "key", "get", self.path(key), dst,
+                                 check=False, timeout=120)
+            if r.returncode != 0:
+                if "KEY_NOT_FOUND" in r.stderr and len(want) > 1:
+                    continue  # only failed puts ever wrote it
+                bad.append((key, r.stderr.strip()[-200:]))
+                continue
+            with open(dst, "rb") as f:
+                if digest(f.read()) not in want:
+                    bad.append((key, "content differs"))
+            os.unlink(dst)
+        return bad
+
+    def latencies(self, t_from=None, t_to=None):
+        with self.lock:
+            return sorted(dt for (t0, _, dt, ok) in self.ops
+                          if ok and (t_from is None or t0 >= t_from) and
+                          (t_to is None or t0 < t_to))
+
+    def count(self):
+        with self.lock:
+            return len(self.ops)
+
+
+def percentile(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1,
+            max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
+    return sorted_values[k]

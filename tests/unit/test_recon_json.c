@@ -1,0 +1,397 @@
+/* Recon without a daemon: the version-aware sync decision (DESIGN.md
+ * §2.1, table-driven), datanode health from report times, the journal of
+ * component changes, and the JSON builders of the API parsed back and
+ * checked field by field (shapes of docs/recon.md). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <cmocka.h>
+
+#include "recon_internal.h"
+
+#define NOW 1700000000000LL
+
+static struct recon *new_recon(void)
+{
+    struct recon_config cfg;
+    struct recon *r = NULL;
+    char errmsg[OZ_ERRMSG_SIZE];
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.stale_ms = 6000;
+    cfg.dead_ms = 12000;
+    cfg.om_interval_ms = 1000;
+    cfg.scm_interval_ms = 1000;
+    cfg.om_updates_limit = 50000;
+    assert_int_equal(recon_new(&r, NULL, NULL, &cfg, errmsg), 0);
+    return r;
+}
+
+static cJSON *parse(char *text)
+{
+    assert_non_null(text);
+    cJSON *j = cJSON_Parse(text);
+    if (j == NULL) {
+        fail_msg("not JSON: %s", text);
+    }
+    free(text);
+    return j;
+}
+
+static double num(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsNumber(v)) {
+        fail_msg("field '%s' is not a number", name);
+    }
+    return v->valuedouble;
+}
+
+static const char *str(const cJSON *o, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsString(v)) {
+        fail_msg("field '%s' is not a string", name);
+    }
+    return v->valuestring;
+}
+
+static void test_sync_mode(void **state)
+{
+    static const struct
+    {
+        uint32_t apparent, software, unimpl;
+        enum recon_sync_mode want;
+        const char *reason_has;
+    } cases[] = {
+        {100, 100, 0, RECON_SYNC_INCREMENTAL, "incremental"},
+        {102, 102, 0, RECON_SYNC_INCREMENTAL, "incremental"},
+        {100, 102, 0, RECON_SYNC_INCREMENTAL, "incremental"},  /* pre-final */
+        {2, 2, 0, RECON_SYNC_FULL_ONLY, "predates DBUpdates"}, /* 0.9.0 */
+        {0, 0, 0, RECON_SYNC_FULL_ONLY, "predates"},
+        {99, 100, 0, RECON_SYNC_FULL_ONLY, "predates"},
+        {100, 100, 100, RECON_SYNC_FULL_ONLY, "UNIMPLEMENTED"},
+        /* The OM restarted with other bits: probe DBUpdates again. */
+        {100, 102, 100, RECON_SYNC_INCREMENTAL, "incremental"},
+    };
+    char reason[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum recon_sync_mode m =
+            recon_om_sync_mode(cases[i].apparent, cases[i].software,
+                               cases[i].unimpl, reason, sizeof(reason));
+        if (m != cases[i].want || strstr(reason, cases[i].reason_has) == NULL) {
+            fail_msg("case %zu: mode %d (%s), want %d with '%s'", i, (int)m,
+                     reason, (int)cases[i].want, cases[i].reason_has);
+        }
+    }
+    assert_int_equal(recon_om_sync_mode(100, 100, 0, NULL, 0),
+                     RECON_SYNC_INCREMENTAL);
+}
+
+static void report(struct recon *r,
+                   const char *uuid,
+                   uint32_t sw,
+                   uint32_t ap,
+                   int64_t now,
+                   bool reg,
+                   uint64_t container)
+{
+    Ozone__VersionHeader hdr = OZONE__VERSION_HEADER__INIT;
+    Ozone__Hdds__DatanodeDetails dd = OZONE__HDDS__DATANODE_DETAILS__INIT;
+    Ozone__Hdds__StorageReport s = OZONE__HDDS__STORAGE_REPORT__INIT;
+    Ozone__Hdds__StorageReport *sp[1] = {&s};
+    Ozone__Hdds__ContainerReplicaReport c =
+        OZONE__HDDS__CONTAINER_REPLICA_REPORT__INIT;
+    Ozone__Hdds__ContainerReplicaReport *cp[1] = {&c};
+    char *pipes[1] = {(char *)"pipe-1"};
+
+    hdr.component = OZONE__COMPONENT__DATANODE;
+    hdr.node_id = (char *)uuid;
+    hdr.software_version = sw;
+    hdr.apparent_version = ap;
+    dd.uuid = (char *)uuid;
+    dd.hostname = (char *)"host";
+    dd.ip_address = (char *)"127.0.0.1";
+    dd.container_port = 9859;
+    s.capacity = 1000;
+    s.used = 100;
+    s.remaining = 900;
+    c.container_id = container;
+    recon_dn_report(r, &hdr, reg ? &dd : NULL, uuid, sp, 1, cp,
+                    container != 0 ? 1 : 0, pipes, 1, reg, now);
+}
+
+static void set_scm(struct recon *r)
+{
+    Ozone__Hdds__ContainerInfo c1 = OZONE__HDDS__CONTAINER_INFO__INIT;
+    Ozone__Hdds__ContainerInfo c2 = OZONE__HDDS__CONTAINER_INFO__INIT;
+    Ozone__Hdds__ContainerInfo c3 = OZONE__HDDS__CONTAINER_INFO__INIT;
+    Ozone__Hdds__ContainerInfo *cs[3] = {&c1, &c2, &c3};
+    char *reps1[1] = {(char *)"dn1"};
+    char *reps2[1] = {(char *)"dn2"};
+    Ozone__Hdds__Pipeline p = OZONE__HDDS__PIPELINE__INIT;
+    Ozone__Hdds__DatanodeDetails m = OZONE__HDDS__DATANODE_DETAILS__INIT;
+    Ozone__Hdds__DatanodeDetails *ms[1] = {&m};
+    Ozone__Hdds__Pipeline *ps[1] = {&p};
+
+    c1.id = 1;
+    c1.state = OZONE__HDDS__CONTAINER_STATE__CONTAINER_OPEN;
+    c1.pipeline_id = (char *)"pipe-1";
+    c1.factor = OZONE__HDDS__REPLICATION_FACTOR__ONE;
+    c1.key_count = 3;
+    c1.replica_uuids = reps1;
+    c1.n_replica_uuids = 1;
+    c2.id = 2;
+    c2.state = OZONE__HDDS__CONTAINER_STATE__CONTAINER_CLOSED;
+    c2.pipeline_id = (char *)"pipe-1";
+    c2.key_count = 5;
+    c2.replica_uuids = reps2; /* dn2 never reports: missing once dead */
+    c2.n_replica_uuids = 1;
+    c3.id = 3; /* empty: never missing */
+    c3.state = OZONE__HDDS__CONTAINER_STATE__CONTAINER_OPEN;
+    c3.pipeline_id = (char *)"pipe-1";
+    recon_set_scm_containers(r, cs, 3);
+    p.id = (char *)"pipe-1";
+    p.factor = OZONE__HDDS__REPLICATION_FACTOR__ONE;
+    p.state = OZONE__HDDS__PIPELINE_STATE__PIPELINE_OPEN;
+    p.created_ms = (uint64_t)NOW - 5000;
+    m.uuid = (char *)"dn1";
+    m.hostname = (char *)"host";
+    p.members = ms;
+    p.n_members = 1;
+    recon_set_scm_pipelines(r, ps, 1);
+}
+
+static void test_health_and_cluster_state(void **state)
+{
+    struct recon *r = new_recon();
+
+    (void)state;
+    report(r, "dn1", 102, 102, NOW, true, 1);
+    report(r, "dn2", 102, 100, NOW - 7000, true, 0); /* STALE */
+    set_scm(r);
+    r->hdds_apparent_from_scm = 102;
+
+    cJSON *cs = parse(recon_json_cluster_state(r, NOW));
+    assert_int_equal((int)num(cs, "totalDatanodes"), 2);
+    assert_int_equal((int)num(cs, "healthyDatanodes"), 1);
+    assert_int_equal((int)num(cs, "pipelines"), 1);
+    assert_int_equal((int)num(cs, "containers"), 3);
+    assert_int_equal((int)num(cs, "openContainers"), 2);
+    assert_int_equal((int)num(cs, "missingContainers"), 0);
+    assert_int_equal((int)num(cs, "volumes"), 0);
+    const cJSON *sr = cJSON_GetObjectItemCaseSensitive(cs, "storageReport");
+    assert_int_equal((int)num(sr, "capacity"), 2000);
+    assert_int_equal((int)num(sr, "used"), 200);
+    assert_string_equal(str(cs, "omServiceId"), "");
+    cJSON_Delete(cs);
+
+    /* dn2 silent past the dead interval: its container is missing. */
+    cs = parse(recon_json_cluster_state(r, NOW + 6000));
+    assert_int_equal((int)num(cs, "missingContainers"), 1);
+    assert_int_equal((int)num(cs, "healthyDatanodes"), 0); /* dn1 STALE */
+    cJSON_Delete(cs);
+    cJSON *miss = parse(recon_json_missing_containers(r, NOW + 6000));
+    assert_int_equal((int)num(miss, "totalCount"), 1);
+    const cJSON *first =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(miss, "containers"), 0);
+    assert_int_equal((int)num(first, "containerID"), 2);
+    cJSON_Delete(miss);
+
+    cJSON *dns = parse(recon_json_datanodes(r, NOW));
+    assert_int_equal((int)num(dns, "totalCount"), 2);
+    const cJSON *arr = cJSON_GetObjectItem(dns, "datanodes");
+    const cJSON *d1 = cJSON_GetArrayItem(arr, 0);
+    const cJSON *d2 = cJSON_GetArrayItem(arr, 1);
+    assert_string_equal(str(d1, "uuid"), "dn1");
+    assert_string_equal(str(d1, "state"), "HEALTHY");
+    assert_string_equal(str(d1, "opState"), "IN_SERVICE");
+    assert_int_equal((int)num(d1, "softwareVersion"), 102);
+    assert_int_equal((int)num(d1, "apparentVersion"), 102);
+    assert_int_equal((int)num(d1, "containers"), 1);
+    assert_string_equal(str(d2, "state"), "STALE");
+    const cJSON *pl =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(d1, "pipelines"), 0);
+    assert_string_equal(str(pl, "pipelineID"), "pipe-1");
+    cJSON_Delete(dns);
+
+    /* Behind SCM's HDDS apparent version and reporting: read-only. */
+    report(r, "dn2", 102, 100, NOW, false, 0);
+    dns = parse(recon_json_datanodes(r, NOW));
+    d2 = cJSON_GetArrayItem(cJSON_GetObjectItem(dns, "datanodes"), 1);
+    assert_string_equal(str(d2, "state"), "HEALTHY_READONLY");
+    cJSON_Delete(dns);
+    recon_free(r);
+}
+
+static void test_containers_paging_and_pipelines(void **state)
+{
+    struct recon *r = new_recon();
+
+    (void)state;
+    set_scm(r);
+    cJSON *c = parse(recon_json_containers(r, 0, 2));
+    const cJSON *data = cJSON_GetObjectItem(c, "data");
+    assert_int_equal((int)num(data, "totalCount"), 3);
+    assert_int_equal((int)num(data, "prevKey"), 2);
+    const cJSON *list = cJSON_GetObjectItem(data, "containers");
+    assert_int_equal(cJSON_GetArraySize(list), 2);
+    assert_int_equal((int)num(cJSON_GetArrayItem(list, 0), "ContainerID"), 1);
+    assert_int_equal((int)num(cJSON_GetArrayItem(list, 0), "NumberOfKeys"), 3);
+    cJSON_Delete(c);
+    c = parse(recon_json_containers(r, 2, 2));
+    data = cJSON_GetObjectItem(c, "data");
+    list = cJSON_GetObjectItem(data, "containers");
+    assert_int_equal(cJSON_GetArraySize(list), 1);
+    assert_int_equal((int)num(cJSON_GetArrayItem(list, 0), "ContainerID"), 3);
+    assert_int_equal((int)num(data, "prevKey"), 3);
+    cJSON_Delete(c);
+
+    cJSON *p = parse(recon_json_pipelines(r, NOW));
+    assert_int_equal((int)num(p, "totalCount"), 1);
+    const cJSON *p0 =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(p, "pipelines"), 0);
+    assert_string_equal(str(p0, "pipelineId"), "pipe-1");
+    assert_string_equal(str(p0, "status"), "OPEN");
+    assert_string_equal(str(p0, "replicationFactor"), "ONE");
+    assert_int_equal((int)num(p0, "containers"), 3);
+    assert_int_equal((int)num(p0, "duration"), 5000);
+    cJSON_Delete(p);
+
+    /* No OM copy yet: an empty, well-formed listing. */
+    cJSON *ok = parse(recon_json_open_keys(r, NULL, 10));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ok, "nonFSO")), 0);
+    cJSON_Delete(ok);
+    cJSON *e = parse(recon_json_error("no API endpoint '%s'", "/x"));
+    assert_string_equal(str(e, "error"), "no API endpoint '/x'");
+    cJSON_Delete(e);
+    recon_free(r);
+}
+
+static bool journal_has(const cJSON *up, const char *node, const char *text)
+{
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(up, "journal"))
+    {
+        if (strcmp(str(e, "nodeId"), node) == 0 &&
+            strstr(str(e, "event"), text) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_upgrade_and_journal(void **state)
+{
+    struct recon *r = new_recon();
+
+    (void)state;
+    /* An OM down from the start is listed under its address until it
+     * answers with its node id. */
+    recon_observe_unreachable(r, "OM", "127.0.0.1:9862", "127.0.0.1:9862",
+                              NOW - 1000);
+    recon_observe(r, "OM", "om1", "127.0.0.1:9862", "1.0.0", 100, 100,
+                  "HEALTHY", NOW);
+    recon_observe(r, "SCM", "scm", "127.0.0.1:9860", "1.1.0", 102, 100,
+                  "HEALTHY", NOW);
+    report(r, "dn1", 102, 100, NOW, true, 0);
+    report(r, "dn2", 100, 100, NOW, true, 0);
+    /* om1 restarts with new bits, then finalizes. */
+    recon_observe(r, "OM", "om1", NULL, "1.1.0", 102, 100, "HEALTHY",
+                  NOW + 1000);
+    recon_observe(r, "OM", "om1", NULL, NULL, 102, 102, "HEALTHY", NOW + 2000);
+    recon_observe_unreachable(r, "SCM", "scm", "127.0.0.1:9860", NOW + 3000);
+    recon_observe_unreachable(r, "SCM", "scm", "127.0.0.1:9860", NOW + 3500);
+    /* A datanode that registers again while alive restarted. */
+    report(r, "dn2", 102, 100, NOW + 4000, true, 0);
+
+    cJSON *up = parse(recon_json_upgrade(r, NOW + 4000));
+    const cJSON *comps = cJSON_GetObjectItem(up, "components");
+    assert_int_equal(cJSON_GetArraySize(comps), 4);
+    const cJSON *om = cJSON_GetArrayItem(comps, 0);
+    assert_string_equal(str(om, "type"), "OM");
+    assert_string_equal(str(om, "nodeId"), "om1");
+    assert_int_equal((int)num(om, "softwareVersion"), 102);
+    assert_int_equal((int)num(om, "apparentVersion"), 102);
+    assert_string_equal(str(om, "version"), "102/102");
+    assert_string_equal(str(om, "release"), "1.1.0");
+    const cJSON *scm = cJSON_GetArrayItem(comps, 1); /* OM, SCM, DNs */
+    assert_string_equal(str(scm, "health"), "UNREACHABLE");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(scm, "preFinalized")));
+    const cJSON *cl = cJSON_GetObjectItem(up, "cluster");
+    assert_string_equal(str(cl, "status"), "FINALIZATION_REQUIRED");
+    /* Every HDDS component runs 102: nothing blocks. */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(up, "blockers")),
+                     0);
+    assert_true(journal_has(up, "om1", "appeared: software version 100"));
+    assert_true(journal_has(up, "om1",
+                            "restarted with software version 102 "
+                            "(was 100)"));
+    assert_true(journal_has(up, "om1",
+                            "apparent version changed from 100 "
+                            "to 102 (finalized)"));
+    assert_true(journal_has(up, "scm", "unreachable"));
+    assert_true(journal_has(up, "dn2", "registered again (restart)"));
+    assert_true(journal_has(up, "dn2", "restarted with software version 102"));
+    /* Unreachable is journaled once per change. */
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(up, "journal"))
+    {
+        n += strcmp(str(e, "nodeId"), "scm") == 0 &&
+             strstr(str(e, "event"), "unreachable") != NULL;
+    }
+    assert_int_equal(n, 1);
+    cJSON_Delete(up);
+
+    /* dn1 goes silent: DEAD in the journal, and old bits block. */
+    report(r, "dn3", 100, 100, NOW + 4000, true, 0);
+    recon_refresh_health(r, NOW + 20000);
+    up = parse(recon_json_upgrade(r, NOW + 20000));
+    assert_true(journal_has(up, "dn1", "health HEALTHY_READONLY -> DEAD") ||
+                journal_has(up, "dn1", "-> DEAD"));
+    /* dn3 is dead too now (silent 16 s): dead datanodes do not block. */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(up, "blockers")),
+                     0);
+    cJSON_Delete(up);
+    report(r, "dn3", 100, 100, NOW + 20000, false, 0);
+    up = parse(recon_json_upgrade(r, NOW + 20000));
+    const cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItem(up, "blockers"), 0);
+    assert_non_null(b);
+    assert_string_equal(str(b, "nodeId"), "dn3");
+    cJSON_Delete(up);
+
+    recon_task_failed(r, RECON_TASK_OM_SNAPSHOT, "checkpoint truncated", NOW);
+    recon_task_ok(r, RECON_TASK_OM_DELTA, 42, NOW);
+    cJSON *ts = parse(recon_json_task_status(r));
+    assert_int_equal(cJSON_GetArraySize(ts), RECON_TASK_COUNT);
+    const cJSON *t0 = cJSON_GetArrayItem(ts, 0);
+    assert_string_equal(str(t0, "taskName"), "OmSnapshotRequest");
+    assert_string_equal(str(t0, "status"), "FAILED");
+    assert_string_equal(str(t0, "lastError"), "checkpoint truncated");
+    const cJSON *t1 = cJSON_GetArrayItem(ts, 1);
+    assert_string_equal(str(t1, "status"), "OK");
+    assert_int_equal((int)num(t1, "lastUpdatedSeqNumber"), 42);
+    cJSON_Delete(ts);
+    recon_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_mode),
+        cmocka_unit_test(test_health_and_cluster_state),
+        cmocka_unit_test(test_containers_paging_and_pipelines),
+        cmocka_unit_test(test_upgrade_and_journal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
