@@ -506,6 +506,46 @@ static int cmp_component(const void *a, const void *b)
     return d != 0 ? d : strcmp(x->node_id, y->node_id);
 }
 
+/* 0 REQUIRED, 1 IN_PROGRESS, 2 DONE, -1 unknown (SCM's or an OM's word). */
+static int fin_rank(const char *status)
+{
+    if (strcmp(status, "FINALIZATION_REQUIRED") == 0) {
+        return 0;
+    }
+    if (strcmp(status, "FINALIZATION_IN_PROGRESS") == 0) {
+        return 1;
+    }
+    if (strcmp(status, "FINALIZATION_DONE") == 0 ||
+        strcmp(status, "ALREADY_FINALIZED") == 0) {
+        return 2;
+    }
+    return -1;
+}
+
+/* The cluster's finalization from SCM's status and the OMs': UNKNOWN
+ * without SCM's (an older SCM); SCM finalized with an OM still to
+ * finalize is IN_PROGRESS. Under r->lock. */
+static const char *cluster_finalization(const struct recon *r)
+{
+    int scm = fin_rank(r->scm_finalization);
+    int om = 2;
+
+    for (size_t i = 0; i < r->n_components; i++) {
+        const struct recon_component *c = &r->components[i];
+        int k = fin_rank(c->finalization);
+        if (strcmp(c->type, "OM") == 0 && k >= 0 && k < om) {
+            om = k;
+        }
+    }
+    if (scm < 0) {
+        return "UNKNOWN";
+    }
+    if (scm == 1 || om == 1 || (scm == 2 && om == 0)) {
+        return "FINALIZATION_IN_PROGRESS";
+    }
+    return scm == 0 ? "FINALIZATION_REQUIRED" : "FINALIZATION_DONE";
+}
+
 char *recon_json_upgrade(struct recon *r, int64_t now_ms)
 {
     cJSON *o = cJSON_CreateObject();
@@ -557,6 +597,15 @@ char *recon_json_upgrade(struct recon *r, int64_t now_ms)
         cJSON_AddStringToObject(j, "version", notation);
         cJSON_AddBoolToObject(j, "preFinalized",
                               c->apparent_version < c->software_version);
+        /* SCM and OMs say; the others by their versions. */
+        cJSON_AddStringToObject(
+            j, "finalization",
+            c->finalization[0] != '\0' ? c->finalization
+            : strcmp(c->type, "SCM") == 0 || strcmp(c->type, "OM") == 0
+                ? "UNKNOWN"
+            : c->apparent_version < c->software_version
+                ? "FINALIZATION_REQUIRED"
+                : "FINALIZATION_DONE");
         cJSON_AddStringToObject(j, "health", health);
         cJSON_AddNumberToObject(j, "lastSeen", (double)c->last_seen_ms);
         bool behind =
@@ -589,10 +638,29 @@ char *recon_json_upgrade(struct recon *r, int64_t now_ms)
                      "finalization",
                      c->software_version, want);
             cJSON_AddStringToObject(b, "reason", why);
+            cJSON_AddStringToObject(b, "source", "RECON");
             cJSON_AddItemToArray(blockers, b);
         }
     }
     free(sorted);
+    /* What SCM and the OMs say finalization waits for; the same sentence
+     * from two OMs once. */
+    for (size_t i = 0; i < r->n_fin_blockers; i++) {
+        const struct recon_fin_blocker *fb = &r->fin_blockers[i];
+        bool dup = false;
+        for (size_t k = 0; k < i && !dup; k++) {
+            dup = strcmp(r->fin_blockers[k].reason, fb->reason) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddStringToObject(b, "type", fb->type);
+        cJSON_AddStringToObject(b, "nodeId", fb->node_id);
+        cJSON_AddStringToObject(b, "reason", fb->reason);
+        cJSON_AddStringToObject(b, "source", fb->type);
+        cJSON_AddItemToArray(blockers, b);
+    }
     cluster = cJSON_AddObjectToObject(o, "cluster");
     cJSON_AddNumberToObject(cluster, "omSoftwareVersion", om_sw);
     cJSON_AddNumberToObject(cluster, "omApparentVersion", om_ap);
@@ -603,6 +671,15 @@ char *recon_json_upgrade(struct recon *r, int64_t now_ms)
     cJSON_AddNumberToObject(cluster, "newestOmSoftwareVersion", newest_om);
     cJSON_AddNumberToObject(cluster, "newestHddsSoftwareVersion", newest_hdds);
     cJSON_AddBoolToObject(cluster, "preFinalized", pre_finalized);
+    /* FINALIZATION_REQUIRED, FINALIZATION_IN_PROGRESS, FINALIZATION_DONE,
+     * or UNKNOWN while SCM has not said (or cannot: an older SCM). */
+    cJSON_AddStringToObject(cluster, "finalization", cluster_finalization(r));
+    cJSON_AddStringToObject(
+        cluster, "scmFinalization",
+        r->scm_finalization[0] ? r->scm_finalization : "UNKNOWN");
+    cJSON_AddNumberToObject(cluster, "scmDatanodesFinalized",
+                            r->scm_dns_finalized);
+    cJSON_AddNumberToObject(cluster, "scmDatanodesTotal", r->scm_dns_total);
     /* UPGRADE_IN_PROGRESS: some component still runs older bits than
      * the newest known; FINALIZATION_REQUIRED: all run them, some act as
      * an older version; FINALIZED: neither. */

@@ -115,6 +115,19 @@ struct recon_component
     uint32_t software_version, apparent_version;
     char health[24]; /* "HEALTHY", "UNREACHABLE", datanode states */
     int64_t last_seen_ms;
+    /* SCM and OM: the finalization status they last reported
+     * (QueryUpgradeStatus), "UNKNOWN" when they cannot say (an older
+     * build answered UNIMPLEMENTED); "" before asked. Not persisted. */
+    char finalization[32];
+};
+
+/* A blocker of finalization reported by SCM or an OM. */
+#define RECON_MAX_FIN_BLOCKERS 32
+struct recon_fin_blocker
+{
+    char type[16]; /* "SCM", "OM" */
+    char node_id[RECON_ID_MAX];
+    char reason[256];
 };
 
 struct recon_event
@@ -194,6 +207,12 @@ struct recon
     uint32_t hdds_apparent_from_scm; /* 0 until SCM answered */
     uint32_t hdds_software_of_scm;
     char scm_cluster_id[RECON_ID_MAX];
+    /* SCM's QueryUpgradeStatus: status name ("" before the first answer,
+     * "UNKNOWN" when SCM answered UNIMPLEMENTED), datanode counts. */
+    char scm_finalization[32];
+    uint32_t scm_dns_finalized, scm_dns_total;
+    struct recon_fin_blocker fin_blockers[RECON_MAX_FIN_BLOCKERS];
+    size_t n_fin_blockers;
 
     pthread_rwlock_t om_lock;
     struct recon_om_copy *om_copy; /* under om_lock */
@@ -292,6 +311,20 @@ void recon__journal(struct recon *r,
                     const char *node_id,
                     const char *fmt,
                     ...) __attribute__((format(printf, 5, 6)));
+
+/* Records a finalization status reported by SCM or an OM (status NULL:
+ * "UNKNOWN") and replaces that node's blockers; journals status changes
+ * ("SCM finalization started", "SCM finalized to HDDS 102"). apparent and
+ * software are the reporter's own versions. Takes r->lock. */
+void recon_observe_finalization(struct recon *r,
+                                const char *type,
+                                const char *node_id,
+                                const char *status,
+                                uint32_t software,
+                                uint32_t apparent,
+                                char *const *blockers,
+                                size_t n_blockers,
+                                int64_t now_ms);
 
 /* Re-judges every datanode's health and journals changes (a datanode
  * that stops reporting turns STALE, then DEAD). Takes r->lock. */

@@ -4,7 +4,10 @@
  * HDDS apparent version, which Recon adopts as its view of HDDS
  * finalization; Recon's own storage is finalized by the upgrade code, not
  * from here), ListDatanodes, ListContainers (paged), ListPipelines; then
- * GetVersion of each OM node for the upgrade view; then datanode health
+ * SCM's QueryUpgradeStatus (finalization status and blockers); then
+ * GetVersion and QueryUpgradeStatus of each OM node for the upgrade view
+ * (an older SCM or OM answering UNIMPLEMENTED: status UNKNOWN); then
+ * datanode health
  * is re-judged so that silent datanodes turn STALE and DEAD in the
  * journal. Each OM node has its own client with one attempt, so a down OM
  * is reported as UNREACHABLE instead of hiding behind fail-over.
@@ -19,6 +22,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "om.pb-c.h"
 
 #define MAX_OMS 8
 #define CONTAINER_PAGE 1000
@@ -28,6 +32,7 @@ struct scm_sync
 {
     struct rpc_client *scm;
     char scm_addr[RECON_ADDR_MAX];
+    char scm_node[RECON_ID_MAX]; /* as SCM's GetVersion last named it */
     struct rpc_client *oms[MAX_OMS];
     char om_addrs[MAX_OMS][RECON_ADDR_MAX];
     size_t n_oms;
@@ -176,6 +181,7 @@ static int poll_scm_version(struct recon *r, char *errmsg)
         (const Ozone__GetVersionResponse *)resp;
     const Ozone__CatalogVersion *hdds = catalog(v, "HDDS");
     const char *node = v->hdr && v->hdr->node_id ? v->hdr->node_id : "scm";
+    oz_strlcpy(scm_state.scm_node, node, sizeof(scm_state.scm_node));
     uint32_t sw = v->hdr ? v->hdr->software_version : 0;
     uint32_t ap = v->hdr ? v->hdr->apparent_version : 0;
     if (hdds != NULL && hdds->apparent_version != 0) {
@@ -201,6 +207,87 @@ static int poll_scm_version(struct recon *r, char *errmsg)
                   v->release, sw, ap, "HEALTHY", now);
     rpc_message_free(resp);
     return 0;
+}
+
+/* SCM's finalization status (ScmUpgradeService.QueryUpgradeStatus). An
+ * older SCM without the service answers UNIMPLEMENTED: status UNKNOWN.
+ * Other failures keep what was last known; the next poll asks again. */
+static void poll_scm_upgrade(struct recon *r)
+{
+    Ozone__Scm__QueryUpgradeStatusRequest req =
+        OZONE__SCM__QUERY_UPGRADE_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    struct rpc_error err;
+    int64_t now = recon_now_ms();
+    const char *node = scm_state.scm_node;
+
+    if (node[0] == '\0') {
+        return;
+    }
+    memset(&err, 0, sizeof(err));
+    if (rpc_client_call(scm_state.scm,
+                        &ozone__scm__scm_upgrade_service__descriptor,
+                        "QueryUpgradeStatus", &req.base, &resp, &err) != 0) {
+        if (err.status == RPC_STATUS_UNIMPLEMENTED) {
+            pthread_mutex_lock(&r->lock);
+            oz_strlcpy(r->scm_finalization, "UNKNOWN",
+                       sizeof(r->scm_finalization));
+            r->scm_dns_finalized = r->scm_dns_total = 0;
+            pthread_mutex_unlock(&r->lock);
+            recon_observe_finalization(r, "SCM", node, NULL, 0, 0, NULL, 0,
+                                       now);
+        } else {
+            log_debug("SCM QueryUpgradeStatus: %s", err.message);
+        }
+        return;
+    }
+    const Ozone__Scm__UpgradeStatus *st =
+        ((const Ozone__Scm__QueryUpgradeStatusResponse *)resp)->status;
+    const ProtobufCEnumValue *v =
+        st != NULL
+            ? protobuf_c_enum_descriptor_get_value(
+                  &ozone__scm__finalization_status__descriptor, (int)st->status)
+            : NULL;
+    const char *name = v != NULL && st->status != 0 ? v->name : "UNKNOWN";
+    pthread_mutex_lock(&r->lock);
+    oz_strlcpy(r->scm_finalization, name, sizeof(r->scm_finalization));
+    r->scm_dns_finalized = st != NULL ? st->datanodes_finalized : 0;
+    r->scm_dns_total = st != NULL ? st->datanodes_total : 0;
+    pthread_mutex_unlock(&r->lock);
+    recon_observe_finalization(
+        r, "SCM", node, name, st != NULL ? st->software_version : 0,
+        st != NULL ? st->apparent_version : 0, st != NULL ? st->blockers : NULL,
+        st != NULL ? st->n_blockers : 0, now);
+    rpc_message_free(resp);
+}
+
+/* One OM's finalization status (OmUpgradeService.QueryUpgradeStatus,
+ * without peers); UNIMPLEMENTED (an older OM): UNKNOWN. */
+static void poll_om_upgrade(struct recon *r, size_t i, const char *node)
+{
+    Ozone__Om__OmQueryUpgradeStatusRequest req =
+        OZONE__OM__OM_QUERY_UPGRADE_STATUS_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    struct rpc_error err;
+
+    memset(&err, 0, sizeof(err));
+    if (rpc_client_call(scm_state.oms[i],
+                        &ozone__om__om_upgrade_service__descriptor,
+                        "QueryUpgradeStatus", &req.base, &resp, &err) != 0) {
+        if (err.status == RPC_STATUS_UNIMPLEMENTED) {
+            recon_observe_finalization(r, "OM", node, NULL, 0, 0, NULL, 0,
+                                       recon_now_ms());
+        }
+        return;
+    }
+    const Ozone__Om__OmUpgradeStatus *st =
+        ((const Ozone__Om__OmQueryUpgradeStatusResponse *)resp)->status;
+    if (st != NULL) {
+        recon_observe_finalization(
+            r, "OM", node, st->status, st->software_version,
+            st->apparent_version, st->blockers, st->n_blockers, recon_now_ms());
+    }
+    rpc_message_free(resp);
 }
 
 static int poll_scm_tables(struct recon *r, char *errmsg)
@@ -310,6 +397,11 @@ static void poll_oms(struct recon *r)
             recon_observe(r, "OM", v->hdr->node_id, scm_state.om_addrs[i],
                           v->release, v->hdr->software_version,
                           v->hdr->apparent_version, "HEALTHY", now);
+            char node[RECON_ID_MAX];
+            oz_strlcpy(node, v->hdr->node_id, sizeof(node));
+            rpc_message_free(resp);
+            poll_om_upgrade(r, i, node);
+            continue;
         }
         rpc_message_free(resp);
     }
@@ -324,6 +416,9 @@ static void poll_once(struct recon *r)
     int rc = poll_scm_version(r, errmsg);
     if (rc == 0) {
         rc = poll_scm_tables(r, errmsg);
+    }
+    if (rc == 0) {
+        poll_scm_upgrade(r);
     }
     now = recon_now_ms();
     if (rc == 0) {

@@ -801,6 +801,110 @@ void recon_observe_unreachable(struct recon *r,
     pthread_mutex_unlock(&r->lock);
 }
 
+/* REQUIRED, IN_PROGRESS, DONE or UNKNOWN, from SCM's or an OM's word. */
+static const char *fin_phase(const char *status)
+{
+    if (status == NULL) {
+        return "UNKNOWN";
+    }
+    if (strcmp(status, "FINALIZATION_REQUIRED") == 0) {
+        return "REQUIRED";
+    }
+    if (strcmp(status, "FINALIZATION_IN_PROGRESS") == 0) {
+        return "IN_PROGRESS";
+    }
+    if (strcmp(status, "FINALIZATION_DONE") == 0 ||
+        strcmp(status, "ALREADY_FINALIZED") == 0) {
+        return "DONE";
+    }
+    return "UNKNOWN";
+}
+
+void recon_observe_finalization(struct recon *r,
+                                const char *type,
+                                const char *node_id,
+                                const char *status,
+                                uint32_t software,
+                                uint32_t apparent,
+                                char *const *blockers,
+                                size_t n_blockers,
+                                int64_t now_ms)
+{
+    const char *catalog = strcmp(type, "OM") == 0 ? "OM" : "HDDS";
+    bool added;
+
+    if (node_id == NULL || node_id[0] == '\0') {
+        return;
+    }
+    if (status == NULL || status[0] == '\0') {
+        status = "UNKNOWN";
+    }
+    pthread_mutex_lock(&r->lock);
+    struct recon_component *c = component_get(r, type, node_id, &added);
+    if (c == NULL) {
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    const char *was = fin_phase(c->finalization[0] ? c->finalization : NULL);
+    const char *now = fin_phase(status);
+    if (c->finalization[0] == '\0') {
+        /* First answer since Recon started: worth a line unless done. */
+        if (strcmp(now, "DONE") != 0) {
+            recon__journal(r, now_ms, type, node_id,
+                           "%s finalization status %s (%s apparent %u, "
+                           "software %u)",
+                           type, status, catalog, apparent, software);
+        }
+    } else if (strcmp(c->finalization, status) != 0) {
+        if (strcmp(now, "UNKNOWN") == 0) {
+            recon__journal(r, now_ms, type, node_id,
+                           "%s finalization status unknown (was %s)", type,
+                           c->finalization);
+        } else if (strcmp(was, "REQUIRED") == 0) {
+            recon__journal(r, now_ms, type, node_id, "%s finalization started",
+                           type);
+            if (apparent >= software) {
+                recon__journal(r, now_ms, type, node_id,
+                               "%s finalized to %s %u", type, catalog,
+                               apparent);
+            }
+            if (strcmp(now, "DONE") == 0) {
+                recon__journal(r, now_ms, type, node_id, "%s finalization done",
+                               type);
+            }
+        } else if (strcmp(now, "DONE") == 0) {
+            recon__journal(r, now_ms, type, node_id, "%s finalization done",
+                           type);
+        } else {
+            recon__journal(r, now_ms, type, node_id,
+                           "%s finalization status %s -> %s", type,
+                           c->finalization, status);
+        }
+    }
+    copy_str(c->finalization, sizeof(c->finalization), status);
+    /* This node's blockers replace the ones it reported before. */
+    size_t k = 0;
+    for (size_t i = 0; i < r->n_fin_blockers; i++) {
+        const struct recon_fin_blocker *b = &r->fin_blockers[i];
+        if (strcmp(b->type, type) != 0 || strcmp(b->node_id, node_id) != 0) {
+            r->fin_blockers[k++] = *b;
+        }
+    }
+    r->n_fin_blockers = k;
+    for (size_t i = 0; i < n_blockers && blockers != NULL &&
+                       r->n_fin_blockers < RECON_MAX_FIN_BLOCKERS;
+         i++) {
+        if (blockers[i] == NULL || blockers[i][0] == '\0') {
+            continue;
+        }
+        struct recon_fin_blocker *b = &r->fin_blockers[r->n_fin_blockers++];
+        copy_str(b->type, sizeof(b->type), type);
+        copy_str(b->node_id, sizeof(b->node_id), node_id);
+        copy_str(b->reason, sizeof(b->reason), blockers[i]);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 void recon_refresh_health(struct recon *r, int64_t now_ms)
 {
     pthread_mutex_lock(&r->lock);
@@ -822,11 +926,27 @@ void recon_refresh_health(struct recon *r, int64_t now_ms)
                            "appeared: software version %u, apparent "
                            "version %u",
                            dn->software_version, dn->apparent_version);
-        } else if (c->health[0] != '\0' && strcmp(c->health, h) != 0) {
-            recon__journal(r, now_ms, "DATANODE", dn->uuid, "health %s -> %s",
-                           c->health, h);
-        } else if (strcmp(c->health, h) == 0) {
-            continue;
+        } else {
+            /* A datanode known only through SCM (it does not report to
+             * Recon) finalizes too: the same line recon_observe writes. */
+            bool moved = dn->apparent_version != 0 &&
+                         c->apparent_version != dn->apparent_version;
+            if (moved) {
+                recon__journal(r, now_ms, "DATANODE", dn->uuid,
+                               "apparent version changed from %u to %u%s",
+                               c->apparent_version, dn->apparent_version,
+                               dn->apparent_version > c->apparent_version
+                                   ? " (finalized)"
+                                   : "");
+                c->apparent_version = dn->apparent_version;
+                c->software_version = dn->software_version;
+            }
+            if (c->health[0] != '\0' && strcmp(c->health, h) != 0) {
+                recon__journal(r, now_ms, "DATANODE", dn->uuid,
+                               "health %s -> %s", c->health, h);
+            } else if (strcmp(c->health, h) == 0 && !moved) {
+                continue;
+            }
         }
         copy_str(c->health, sizeof(c->health), h);
         component_persist(r, c);

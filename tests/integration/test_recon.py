@@ -12,7 +12,11 @@ from LocalCluster with 1 s sync intervals, driven by the real `ozone` CLI.
 - deleting Recon's DB and restarting it rebuilds everything;
 - a checkpoint download cut short (OM fault point om.checkpoint.truncate)
   is detected, reported and never swapped in; Recon retries and recovers
-  once the OM serves whole checkpoints again.
+  once the OM serves whole checkpoints again;
+- SCM and datanodes on pre-finalized storage: /api/v1/upgrade shows
+  FINALIZATION_REQUIRED from SCM's QueryUpgradeStatus, and after
+  `ozone admin scm finalizeupgrade` FINALIZATION_DONE, with the SCM
+  finalization and each datanode's apparent-version change in the journal.
 """
 import json
 import os
@@ -259,6 +263,59 @@ class Recon(oztest.OzoneTestCase):
         self.wait_counts(c, 1, 1, 1, "counts once checkpoints are whole")
         self.assertEqual(task(c.recon, "OmSnapshotRequest")["status"], "OK")
         self.assertTrue(os.path.exists(os.path.join(storage, "om.current")))
+
+    def test_finalization_status_and_journal(self):
+        # New bits everywhere, SCM and datanodes on pre-finalized storage
+        # (the state after a rolling upgrade); then SCM finalizes.
+        conf = dict(FAST)
+        conf.update({"testing.scm.init.apparent.version": "100",
+                     "testing.datanode.init.apparent.version": "100"})
+        c = self.new_cluster(datanodes=2, conf=conf)
+        c.start()
+
+        def view(want, dn_apparent):
+            up = ok(c.recon, "upgrade")
+            dns = [x for x in up["components"] if x["type"] == "DATANODE"]
+            return (up["cluster"]["finalization"] == want and
+                    len(dns) == 2 and
+                    all(x["apparentVersion"] == dn_apparent for x in dns) and
+                    up)
+        try:
+            up = oztest.wait_for(lambda: view("FINALIZATION_REQUIRED", 100),
+                                 WAIT, "FINALIZATION_REQUIRED", interval=0.3)
+        except TimeoutError as e:
+            raise AssertionError("%s: %r" % (e, ok(c.recon, "upgrade")))
+        scm = next(x for x in up["components"] if x["type"] == "SCM")
+        self.assertEqual(scm["finalization"], "FINALIZATION_REQUIRED")
+        self.assertEqual(scm["apparentVersion"], 100)
+        new = scm["softwareVersion"]
+        self.assertGreater(new, 100)
+        self.assertEqual(up["cluster"]["scmFinalization"],
+                         "FINALIZATION_REQUIRED")
+        self.assertIn("finalization",
+                      next(x for x in up["components"] if x["type"] == "OM"))
+        self.assertTrue(all("source" in b for b in up["blockers"]))
+
+        c.ozone_cmd("admin", "scm", "finalizeupgrade")
+        try:
+            up = oztest.wait_for(lambda: view("FINALIZATION_DONE", new),
+                                 WAIT, "FINALIZATION_DONE", interval=0.3)
+        except TimeoutError as e:
+            raise AssertionError("%s: %r" % (e, ok(c.recon, "upgrade")))
+        scm = next(x for x in up["components"] if x["type"] == "SCM")
+        self.assertIn(scm["finalization"],
+                      ("FINALIZATION_DONE", "ALREADY_FINALIZED"))
+        events = [(e["component"], e["nodeId"], e["event"])
+                  for e in up["journal"]]
+        scm_events = [ev for comp, _, ev in events if comp == "SCM"]
+        self.assertIn("SCM finalization started", scm_events)
+        self.assertIn("SCM finalized to HDDS %d" % new, scm_events)
+        for dn in (x for x in up["components"] if x["type"] == "DATANODE"):
+            moved = [ev for comp, node, ev in events
+                     if comp == "DATANODE" and node == dn["nodeId"] and
+                     ev.startswith("apparent version changed from 100 to %d"
+                                   % new)]
+            self.assertEqual(len(moved), 1, events)
 
 
 if __name__ == "__main__":

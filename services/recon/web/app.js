@@ -86,7 +86,15 @@ function renderUpgrade(up) {
     " OM " + c.omApparentVersion + "/" + c.omSoftwareVersion +
     " \u00b7 HDDS (SCM) " + c.hddsApparentVersion + "/" +
     c.hddsSoftwareVersion + " \u00b7 newest bits known: OM " +
-    c.newestOmSoftwareVersion + ", HDDS " + c.newestHddsSoftwareVersion);
+    c.newestOmSoftwareVersion + ", HDDS " + c.newestHddsSoftwareVersion,
+    " \u00b7 finalization: ",
+    el("span", {class: "pill " + (c.finalization === "FINALIZATION_DONE"
+                                  ? "ok" : "warn"),
+                id: "cluster-finalization"}, c.finalization),
+    c.scmDatanodesTotal > 0
+      ? " (datanodes finalized " + c.scmDatanodesFinalized + "/" +
+        c.scmDatanodesTotal + ")"
+      : "");
   fill("#components tbody", up.components.map((x) =>
     el("tr", {"data-type": x.type, "data-node": x.nodeId,
               class: (x.preFinalized ? "prefinalized " : "") +
@@ -98,12 +106,16 @@ function renderUpgrade(up) {
                  "data-apparent": x.apparentVersion},
           x.apparentVersion + "/" + x.softwareVersion +
           (x.upgradePending ? " (upgrade pending)" : "")),
+       el("td", {class: "finalization"}, x.finalization),
        el("td", {class: healthClass(x.health)}, x.health))));
   const blockers = document.getElementById("blockers");
   blockers.replaceChildren(...(up.blockers.length === 0
     ? [el("li", {class: "none"}, "nothing: every component runs the newest bits")]
     : up.blockers.map((b) =>
-        el("li", {}, b.type + " " + b.nodeId + ": " + b.reason))));
+        el("li", {"data-source": b.source},
+           b.type + " " + b.nodeId + ": " + b.reason +
+           (b.source && b.source !== "RECON" ? " (reported by " +
+            b.source + ")" : "")))));
   const events = up.journal.slice(-50).reverse();
   document.getElementById("journal").replaceChildren(...events.map((e) =>
     el("li", {"data-seq": e.seq},
