@@ -52,10 +52,19 @@ class Scm:
                                cluster_id=cluster)
 
     def call(self, service, method, req, resp_cls):
-        resp, _ = grpc_stubs.unary(
-            self.channel, "/ozone.scm.%s/%s" % (service, method), req,
-            resp_cls)
-        return resp
+        # A channel connected to an SCM that has since restarted fails its
+        # first call with UNAVAILABLE ("Broken pipe") before reconnecting:
+        # retry that once, as every ozone-c client does (DESIGN.md §5).
+        for attempt in range(2):
+            try:
+                resp, _ = grpc_stubs.unary(
+                    self.channel, "/ozone.scm.%s/%s" % (service, method),
+                    req, resp_cls)
+                return resp
+            except grpc.RpcError as e:
+                if attempt == 1 or e.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+        raise AssertionError("unreachable")
 
     def datanodes(self):
         s = self.s
