@@ -292,8 +292,12 @@ class Recon(oztest.OzoneTestCase):
         self.assertGreater(new, 100)
         self.assertEqual(up["cluster"]["scmFinalization"],
                          "FINALIZATION_REQUIRED")
-        self.assertIn("finalization",
-                      next(x for x in up["components"] if x["type"] == "OM"))
+        # Recon polls the OM on its own schedule: wait until it has.
+        om = oztest.wait_for(
+            lambda: next((x for x in ok(c.recon, "upgrade")["components"]
+                          if x["type"] == "OM"), None),
+            WAIT, "Recon to report the OM", interval=0.3)
+        self.assertIn("finalization", om)
         self.assertTrue(all("source" in b for b in up["blockers"]))
 
         c.ozone_cmd("admin", "scm", "finalizeupgrade")
