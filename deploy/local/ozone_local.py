@@ -6,6 +6,7 @@ benchmarks. Python 3 standard library only.
 """
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,8 +17,77 @@ import urllib.request
 READY_TIMEOUT = 60.0
 
 
+_PORT_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "ozone-c-ports")
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _claim(port):
+    """Claims port for this process across concurrently running tests: a
+    file named by the port holds the claiming pid; a dead pid's claim is
+    taken over."""
+    os.makedirs(_PORT_DIR, exist_ok=True)
+    path = os.path.join(_PORT_DIR, str(port))
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    pid = int(f.read().strip() or "0")
+            except (OSError, ValueError):
+                pid = 0
+            if pid == os.getpid() or (pid and _pid_alive(pid)):
+                return False
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1."""
+    """A port free on 127.0.0.1, outside the kernel's ephemeral range (so an
+    outgoing connection of some other process cannot take it before our
+    daemon binds it) and claimed against concurrently running tests."""
+    lo, hi = _ephemeral_range()
+    # The largest stretch below or above the ephemeral range.
+    if lo - 10000 >= 65535 - hi:
+        first, last = 10000, lo - 1
+    else:
+        first, last = hi + 1, 65535
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randint(first, last)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if _claim(port):
+            return port
+    # Fall back to what the kernel hands out.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
