@@ -24,6 +24,7 @@
 
 #include "client.h"
 #include "client_upgrade.h"
+#include "clock.h"
 #include "conf.h"
 #include "err.h"
 #include "version.h"
@@ -39,21 +40,6 @@ static const char *om_name(unsigned v, char *buf, size_t size)
     return buf;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool finished(const char *status)
 {
     return strcmp(status, "FINALIZATION_DONE") == 0 ||
@@ -65,7 +51,7 @@ static bool finished(const char *status)
 /* Polls the OM until it is finalized or timeout_s passes. */
 static int wait_finalized(struct cli *cli, struct oz_client *c, long timeout_s)
 {
-    long long deadline = mono_ms() + timeout_s * 1000LL;
+    long long deadline = oz_mono_ms() + timeout_s * 1000LL;
     char last[256] = "";
 
     for (;;) {
@@ -97,13 +83,13 @@ static int wait_finalized(struct cli *cli, struct oz_client *c, long timeout_s)
             fflush(stdout);
             oz_strlcpy(last, line, sizeof(last));
         }
-        if (mono_ms() >= deadline) {
+        if (oz_mono_ms() >= deadline) {
             return cli_fail(CLI_FAILED,
                             "finalization did not finish within %ld s (%s); "
                             "check 'ozone admin upgrade status'",
                             timeout_s, line);
         }
-        sleep_ms(WAIT_POLL_MS);
+        oz_sleep_ms(WAIT_POLL_MS);
     }
 }
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 
 #define OM_DEFAULT_PORT 9862
@@ -527,26 +528,21 @@ int oz__om_call(struct oz_client *c,
                 struct oz_error *err)
 {
     struct rpc_error re;
-    struct timespec start, now;
+    int64_t start = oz_mono_ms();
     long long backoff = 100;
     int rc;
 
     /* Wait for a restarting single OM up to ozone.client.om.wait.timeout
      * instead of failing at once (an OM service fails over instead); the
      * last error still names the OM's address. */
-    clock_gettime(CLOCK_MONOTONIC, &start);
     while ((rc = rpc_client_call(c->om, oz__om_service, method, req, resp,
                                  &re)) != 0 &&
            om_restarting(c, rc, &re)) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long waited = (now.tv_sec - start.tv_sec) * 1000LL +
-                           (now.tv_nsec - start.tv_nsec) / 1000000;
+        long long waited = oz_mono_ms() - start;
         if (waited + backoff > c->om_wait_ms) {
             break;
         }
-        struct timespec ts = {(time_t)(backoff / 1000),
-                              (long)(backoff % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        oz_sleep_ms(backoff);
         backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
     }
     return rc == 0 ? 0 : from_rpc(rc, &re, err);

@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
@@ -116,7 +117,7 @@ int daemon_fetch_scm_cluster_id(struct daemon *d,
     ProtobufCMessage *resp = NULL;
     struct rpc_error err;
     long long wait_ms = 60000;
-    struct timespec start, now;
+    int64_t start;
     int rc;
 
     rc = conf_get_duration_ms(d->conf, "ozone.scm.join.timeout", "60s",
@@ -132,16 +133,14 @@ int daemon_fetch_scm_cluster_id(struct daemon *d,
     if (rc != 0) {
         return rc;
     }
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    start = oz_mono_ms();
     for (;;) {
         rc = rpc_client_call(client, &ozone__version_service__descriptor,
                              "GetVersion", &req.base, &resp, &err);
         if (rc == 0) {
             break;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long long waited = (now.tv_sec - start.tv_sec) * 1000LL +
-                           (now.tv_nsec - start.tv_nsec) / 1000000;
+        long long waited = oz_mono_ms() - start;
         if (rc != OZ_EUNAVAILABLE && rc != OZ_ETIMEDOUT) {
             oz_errmsg_printf(errmsg, "SCM at '%s' refused GetVersion: %s", addr,
                              err.message);
@@ -160,8 +159,7 @@ int daemon_fetch_scm_cluster_id(struct daemon *d,
         }
         log_info("waiting for SCM at '%s' to learn the cluster id: %s", addr,
                  err.message);
-        struct timespec pause = {0, 500 * 1000000L};
-        nanosleep(&pause, NULL);
+        oz_sleep_ms(500);
     }
     Ozone__GetVersionResponse *v = (Ozone__GetVersionResponse *)resp;
     if (v->hdr == NULL || v->hdr->cluster_id == NULL ||

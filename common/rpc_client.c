@@ -30,6 +30,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "rpc_internal.h"
@@ -487,13 +488,6 @@ static enum attempt_result attempt_once(struct rpc_client *c,
     return r;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 /* The attempt loop; see the retry policy at the top of the file. */
 static int call_with_retries(struct rpc_client *c, struct attempt *a)
 {
@@ -507,7 +501,7 @@ static int call_with_retries(struct rpc_client *c, struct attempt *a)
         enum attempt_result r;
 
         if (idx < n_tried && tried[idx]) {
-            sleep_ms(backoff);
+            oz_sleep_ms(backoff);
             backoff =
                 backoff * 2 > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : backoff * 2;
             memset(tried, 0, sizeof(tried));

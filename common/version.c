@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fault.h"
 #include "log.h"
 
@@ -278,14 +279,6 @@ bool version_storage_exists(const char *storage_dir)
     return n > 0 && (size_t)n < sizeof(path) && stat(path, &st) == 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int version_storage_init(const struct version_manager_config *cfg,
                          const char *cluster_id,
                          const char *id_key,
@@ -346,7 +339,7 @@ int version_storage_init(const struct version_manager_config *cfg,
         return OZ_ENOMEM;
     }
     props_init(p);
-    snprintf(ctime, sizeof(ctime), "%lld", now_ms());
+    snprintf(ctime, sizeof(ctime), "%lld", (long long)oz_wall_ms());
     if (props_set(p, KEY_NODE_TYPE, cfg->node_type) != 0 ||
         props_set(p, KEY_CLUSTER_ID, cluster_id) != 0 ||
         props_set(p, KEY_CTIME, ctime) != 0 ||

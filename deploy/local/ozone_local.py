@@ -17,7 +17,8 @@ import urllib.request
 READY_TIMEOUT = 60.0
 
 
-_PORT_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "ozone-c-ports")
+# Fixed (not $TMPDIR) so every test run on the machine shares the claims.
+_PORT_DIR = "/tmp/ozone-c-ports"
 
 
 def _ephemeral_range():

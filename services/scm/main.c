@@ -78,7 +78,7 @@ static int scm_setup(struct daemon *d, char *errmsg)
 
     if ((rc = scm_config_load(&cfg, d->conf, errmsg)) != 0 ||
         (rc = scm_state_new(&scm, &cfg, d->kv, d->cluster_id, scm_apparent, d,
-                            scm__now_mono_ms(), errmsg)) != 0) {
+                            oz_mono_ms(), errmsg)) != 0) {
         return rc;
     }
     d->state = scm;

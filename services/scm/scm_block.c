@@ -244,8 +244,8 @@ int scm_allocate_blocks(struct scm *scm,
                         struct scm_error *err)
 {
     char errmsg[OZ_ERRMSG_SIZE];
-    int64_t now_ms = scm__now_mono_ms();
-    uint64_t now_wall_ms = scm__now_wall_ms();
+    int64_t now_ms = oz_mono_ms();
+    uint64_t now_wall_ms = oz_wall_ms();
     int rc;
 
     if ((rc = check_request(scm, f, size, n, err)) != 0) {

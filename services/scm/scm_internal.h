@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "err.h"
 #include "hdds.pb-c.h"
@@ -262,8 +263,6 @@ void scm_background_stop(struct scm *scm);
  * must outlive every later metrics_render. */
 void scm_register_metrics(struct scm *scm);
 
-int64_t scm__now_mono_ms(void);
-uint64_t scm__now_wall_ms(void);
 /* Names for logs and errors. */
 const char *scm__node_state_name(Ozone__Hdds__NodeState s);
 const char *scm__pipeline_state_name(Ozone__Hdds__PipelineState s);

@@ -60,7 +60,7 @@ static void new_pipeline_id(char *out, size_t size)
     }
     if (got != (ssize_t)sizeof(b)) {
         /* No /dev/urandom: clock and a counter still give unique ids. */
-        unsigned long long t = (unsigned long long)scm__now_wall_ms();
+        unsigned long long t = (unsigned long long)oz_wall_ms();
         unsigned long long c = ++fallback;
         memcpy(b, &t, 8);
         memcpy(b + 8, &c, 8);

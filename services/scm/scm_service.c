@@ -68,8 +68,8 @@ static enum rpc_handler_result handle_register(void *data,
         (Ozone__Scm__RegisterResponse *)resp_msg;
     struct scm_error err;
 
-    if (scm_register_datanode(scm, rpc_call_peer(call), req, scm__now_mono_ms(),
-                              scm__now_wall_ms(), &err) != 0) {
+    if (scm_register_datanode(scm, rpc_call_peer(call), req, oz_mono_ms(),
+                              oz_wall_ms(), &err) != 0) {
         log_warn("registration refused: %s", err.message);
         fail(call, &err);
         return RPC_HANDLER_DONE;
@@ -129,7 +129,7 @@ static enum rpc_handler_result handle_heartbeat(void *data,
     resp->commands = rpc_call_alloc(call, sizeof(*resp->commands) * e.cap);
     if (scm_heartbeat(scm, rpc_call_peer(call),
                       (const Ozone__Scm__HeartbeatRequest *)req_msg,
-                      scm__now_mono_ms(), scm__now_wall_ms(), emit_command, &e,
+                      oz_mono_ms(), oz_wall_ms(), emit_command, &e,
                       &err) != 0) {
         fail(call, &err);
     }

@@ -14,22 +14,6 @@
 
 /* ---- names and helpers ---- */
 
-int64_t scm__now_mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t scm__now_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 const char *scm__node_state_name(Ozone__Hdds__NodeState s)
 {
     switch (s) {
@@ -234,7 +218,7 @@ int scm_state_new(struct scm **out,
     scm->next_container_id = 1;
     /* Command ids only need to differ from those of an earlier run that a
      * datanode may still ack: start from the wall clock. */
-    scm->next_command_id = scm__now_wall_ms() * 1000;
+    scm->next_command_id = oz_wall_ms() * 1000;
     pthread_mutex_init(&scm->lock, NULL);
     pthread_mutex_init(&scm->id_lock, NULL);
     pthread_mutex_init(&scm->upgrade_lock, NULL);
@@ -308,20 +292,13 @@ static void *background_main(void *arg)
 
     pthread_mutex_lock(&scm->lock);
     while (!scm->thread_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += interval / 1000;
-        until.tv_nsec += (interval % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = oz_deadline_ms(CLOCK_REALTIME, (long)interval);
         pthread_cond_timedwait(&scm->thread_cond, &scm->lock, &until);
         if (scm->thread_stop) {
             break;
         }
         pthread_mutex_unlock(&scm->lock);
-        scm_tick(scm, scm__now_mono_ms(), scm__now_wall_ms());
+        scm_tick(scm, oz_mono_ms(), oz_wall_ms());
         pthread_mutex_lock(&scm->lock);
     }
     pthread_mutex_unlock(&scm->lock);

@@ -428,7 +428,7 @@ static int finalize(struct scm *scm,
     /* Datanodes behind SCM become HEALTHY_READONLY now, not at the next
      * tick: no new block may land on them (DESIGN.md §6.7 step 4). */
     pthread_mutex_lock(&scm->lock);
-    scm__nodes_tick(scm, scm__now_mono_ms());
+    scm__nodes_tick(scm, oz_mono_ms());
     pthread_mutex_unlock(&scm->lock);
     summarize_now(scm, &r->sum);
     say(r,
