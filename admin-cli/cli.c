@@ -76,6 +76,7 @@ int cli_init(struct cli *cli, int *argc, char **argv)
         conf_set(cli->conf, key, conf_get(overrides, key));
     }
     conf_free(overrides);
+    cli->conf_dir = conf_dir != NULL && conf_dir[0] != '\0' ? conf_dir : NULL;
     cli->identity.component = OZONE__COMPONENT__CLIENT;
     cli->identity.node_id = "ozone-cli";
     cli->identity.cluster_id = "";

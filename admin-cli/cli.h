@@ -18,6 +18,9 @@ struct cli
     struct conf *conf;
     bool json;
     struct rpc_identity identity; /* CLIENT component */
+    /* --conf DIR, else $OZONE_CONF_DIR; NULL when neither (borrowed from
+     * argv / the environment, valid for the process). */
+    const char *conf_dir;
 };
 
 /* Parses global options (--conf DIR, -D k=v, --json) anywhere in argv and

@@ -11,20 +11,13 @@
 #include <time.h>
 
 #include "cli.h"
+#include "cmd_om.h"
 #include "cmd_upgrade_om.h"
 #include "err.h"
 #include "om.pb-c.h"
 
-#define OM_MAX_NODES 16
-#define ADDR_SIZE 256
-
-struct om_target
-{
-    char sid[128];
-    size_t n;
-    char names[OM_MAX_NODES][64];
-    char addrs[OM_MAX_NODES][ADDR_SIZE];
-};
+#define OM_MAX_NODES CMD_OM_MAX_NODES
+#define ADDR_SIZE CMD_OM_ADDR_SIZE
 
 static bool list_item(const char *list, size_t i, char *out, size_t size)
 {
@@ -63,7 +56,7 @@ static void dial(const char *a, char *out, size_t size)
 
 /* The OMs of service sid (NULL: the first configured service, else the
  * single OM of ozone.om.address). */
-static int resolve(struct cli *cli, const char *sid, struct om_target *t)
+int cmd_om_resolve(struct cli *cli, const char *sid, struct om_target *t)
 {
     const char *ids = conf_get(cli->conf, "ozone.om.service.ids");
     char key[512];
@@ -103,10 +96,12 @@ static int resolve(struct cli *cli, const char *sid, struct om_target *t)
     return CLI_OK;
 }
 
+/* attempts 0: enough to ride out an election (DESIGN.md §5). */
 static int new_client(struct cli *cli,
                       const char *const *addrs,
                       size_t n,
                       int deadline_ms,
+                      int attempts,
                       struct rpc_client **out)
 {
     struct rpc_client_config cfg;
@@ -117,8 +112,7 @@ static int new_client(struct cli *cli,
     cfg.n_addrs = n;
     cfg.identity = &cli->identity;
     cfg.deadline_ms = deadline_ms;
-    /* Ride out an election (DESIGN.md §5). */
-    cfg.max_attempts = n > 1 ? 8 * (int)n + 6 : 3;
+    cfg.max_attempts = attempts > 0 ? attempts : (n > 1 ? 8 * (int)n + 6 : 3);
     if (rpc_client_new(out, &cfg, errmsg) != 0) {
         return cli_fail(CLI_FAILED, "%s", errmsg);
     }
@@ -140,7 +134,7 @@ static int call_service(struct cli *cli,
     for (size_t i = 0; i < t->n; i++) {
         addrs[i] = t->addrs[i];
     }
-    if ((rc = new_client(cli, addrs, t->n, 60000, &c)) != CLI_OK) {
+    if ((rc = new_client(cli, addrs, t->n, 60000, 0, &c)) != CLI_OK) {
         return rc;
     }
     rc = rpc_client_call(c, &ozone__om__om_admin_service__descriptor, method,
@@ -152,8 +146,35 @@ static int call_service(struct cli *cli,
     return CLI_OK;
 }
 
+int cmd_om_call_node_timed(struct cli *cli,
+                           const struct om_target *t,
+                           size_t i,
+                           const ProtobufCServiceDescriptor *service,
+                           const char *method,
+                           ProtobufCMessage *req,
+                           ProtobufCMessage **resp,
+                           int deadline_ms,
+                           int attempts,
+                           struct rpc_error *err)
+{
+    const char *addr = t->addrs[i];
+    struct rpc_client *c = NULL;
+    int rc;
+
+    memset(err, 0, sizeof(*err));
+    if ((rc = new_client(cli, &addr, 1, deadline_ms, attempts, &c)) != CLI_OK) {
+        snprintf(err->message, sizeof(err->message),
+                 "cannot create a client for OM '%s' at '%s'", t->names[i],
+                 addr);
+        return OZ_EINVAL;
+    }
+    rc = rpc_client_call(c, service, method, req, resp, err);
+    rpc_client_free(c);
+    return rc;
+}
+
 /* Calls method on node i only; errors go to err. */
-static int call_node(struct cli *cli,
+int cmd_om_call_node(struct cli *cli,
                      const struct om_target *t,
                      size_t i,
                      const char *method,
@@ -161,17 +182,9 @@ static int call_node(struct cli *cli,
                      ProtobufCMessage **resp,
                      struct rpc_error *err)
 {
-    const char *addr = t->addrs[i];
-    struct rpc_client *c = NULL;
-    int rc;
-
-    if ((rc = new_client(cli, &addr, 1, 5000, &c)) != CLI_OK) {
-        return rc;
-    }
-    rc = rpc_client_call(c, &ozone__om__om_admin_service__descriptor, method,
-                         req, resp, err);
-    rpc_client_free(c);
-    return rc;
+    return cmd_om_call_node_timed(cli, t, i,
+                                  &ozone__om__om_admin_service__descriptor,
+                                  method, req, resp, 5000, 3, err);
 }
 
 /* ---- roles ---- */
@@ -274,7 +287,7 @@ static int om_roles(struct cli *cli, const struct om_target *t, bool table)
     double end = now_s() + 10.0;
     for (;;) {
         for (size_t i = 0; i < t->n && r == NULL; i++) {
-            rc = call_node(cli, t, i, "Roles", &req.base, &resp, &err);
+            rc = cmd_om_call_node(cli, t, i, "Roles", &req.base, &resp, &err);
             if (rc != 0) {
                 continue;
             }
@@ -393,8 +406,8 @@ static int om_prepare(struct cli *cli,
                 continue;
             }
             sreq.txn_id = txn;
-            if (call_node(cli, t, i, "PrepareStatus", &sreq.base, &resp,
-                          &err) != 0) {
+            if (cmd_om_call_node(cli, t, i, "PrepareStatus", &sreq.base, &resp,
+                                 &err) != 0) {
                 printf(
                     "Exception while checking preparation completeness "
                     "for [%s], Error : [%s]\n",
@@ -481,7 +494,8 @@ static int om_digest(struct cli *cli, const struct om_target *t)
         ProtobufCMessage *resp = NULL;
         struct rpc_error err;
 
-        if (call_node(cli, t, i, "Digest", &req.base, &resp, &err) != 0) {
+        if (cmd_om_call_node(cli, t, i, "Digest", &req.base, &resp, &err) !=
+            0) {
             fprintf(stderr, "ozone: cannot reach OM '%s' at '%s': %s\n",
                     t->names[i], t->addrs[i], err.message);
             status = CLI_FAILED;
@@ -585,7 +599,7 @@ int cmd_admin_om(struct cli *cli, int argc, char **argv)
                         "invalid prepare timeout or check interval: give "
                         "seconds");
     }
-    if ((rc = resolve(cli, sid, &t)) != CLI_OK) {
+    if ((rc = cmd_om_resolve(cli, sid, &t)) != CLI_OK) {
         return rc;
     }
     if (strcmp(what, "roles") == 0 || strcmp(what, "getserviceroles") == 0) {

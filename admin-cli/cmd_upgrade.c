@@ -14,7 +14,9 @@
 
 #include "cli.h"
 #include "client.h"
+#include "cmd_upgrade_journal.h"
 #include "cmd_upgrade_om.h"
+#include "orch.h"
 #include "err.h"
 #include "version.h"
 
@@ -290,6 +292,12 @@ static int om_part(struct status_report *r)
                                  sizeof(r->downgrade_why));
 }
 
+/* The rolling-upgrade orchestrator's run (cmd_upgrade_journal.c). */
+static int rolling_part(struct status_report *r)
+{
+    return cmd_upgrade_journal_status(r->cli, r->c, r->root, r->blockers);
+}
+
 /* In upgrade order (DESIGN.md §2.1). */
 static const struct
 {
@@ -298,6 +306,7 @@ static const struct
 } status_parts[] = {
     {"scm", scm_part},
     {"om", om_part},
+    {"rolling upgrade", rolling_part},
 };
 
 static int upgrade_status(struct cli *cli, struct oz_client *c, bool verbose)
@@ -374,6 +383,15 @@ int cmd_admin_upgrade(struct cli *cli, int argc, char **argv)
     }
     if (strcmp(argv[1], "finalize") == 0) {
         return cmd_upgrade_finalize(cli, argc, argv);
+    }
+    if (strcmp(argv[1], "plan") == 0) {
+        return orch_cmd_plan(cli, argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "run") == 0) {
+        return orch_cmd_run(cli, argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "journal") == 0) {
+        return cmd_upgrade_journal(cli, argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "status") != 0) {
         return cli_fail(CLI_USAGE,

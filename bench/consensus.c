@@ -36,12 +36,14 @@ struct bfsm
 
 static int bfsm_apply(void *ctx,
                       uint64_t index,
+                      uint64_t term,
                       uint32_t type,
                       const void *payload,
                       size_t len)
 {
     struct bfsm *f = ctx;
 
+    (void)term;
     (void)type;
     (void)payload;
     (void)len;

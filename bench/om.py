@@ -10,6 +10,8 @@ the same run, never a pass/fail on wall-clock time.
 3. Baseline: bench_consensus (a 3-node libraft cluster on 127.0.0.1 with
    fsync, small entries), whose commit rate bounds what the OM service can
    do: each key is two raft entries (CreateKey, CommitKey).
+4. The double buffer's batching on the leader during the rate run (its
+   /prom figures): applied entries per RocksDB write.
 """
 import argparse
 import json
@@ -49,6 +51,31 @@ def line(name, f, extra=""):
                                lat["max"], f["failures"], extra), flush=True)
 
 
+def prom(node):
+    status, body = ozone_local.http_get(node.http_port, "/prom")
+    out = {}
+    if status == 200:
+        for ln in body.splitlines():
+            if ln.startswith("ozone_om_double_buffer_"):
+                name, _, value = ln.rpartition(" ")
+                out[name] = float(value)
+    return out
+
+
+def buffer_line(before, after):
+    ops = (after.get("ozone_om_double_buffer_flush_operations_total", 0) -
+           before.get("ozone_om_double_buffer_flush_operations_total", 0))
+    txs = (after.get("ozone_om_double_buffer_flushed_transactions_total", 0) -
+           before.get("ozone_om_double_buffer_flushed_transactions_total", 0))
+    biggest = after.get("ozone_om_double_buffer_max_flush_transactions", 0)
+    if ops <= 0:
+        print("  double buffer: no figures on /prom")
+        return None
+    print("  double buffer: %d entries in %d RocksDB writes (%.1f per write, "
+          "largest %d)" % (txs, ops, txs / ops, biggest), flush=True)
+    return txs / ops
+
+
 def run_cluster(base, ozone, oms, keys, threads, transfer):
     conf = {"ozone.log.level": "WARN", "ozone.replication": "ONE"}
     c = ozone_local.LocalCluster(os.path.join(base, "cluster-%d" % oms),
@@ -63,9 +90,12 @@ def run_cluster(base, ozone, oms, keys, threads, transfer):
         common = ["-s", "0", "-t", str(threads), "-v", "bench", "-b",
                   "ombench"]
         freon(c, "-n", "200", "-p", "warm", *common)
+        leader = c.om_leader() if oms > 1 else c.oms[0]
+        before = prom(leader)
         f = freon(c, "-n", str(keys), "-p", "rate", *common)
         out["rate"] = f
         line("%d OM(s): 0 B keys, %d threads" % (oms, threads), f)
+        out["entriesPerWrite"] = buffer_line(before, prom(leader))
         if transfer and oms > 1:
             f = freon(c, "-n", str(keys // 2), "-p", "steady", *common)
             out["steady"] = f
@@ -143,7 +173,10 @@ def main():
                       "consensusSerialCommitsPerSec": serial,
                       "consensusWindowCommitsPerSec": window,
                       "transferMaxLatencyMs": pause,
-                      "steadyMaxLatencyMs": steady}))
+                      "steadyMaxLatencyMs": steady,
+                      "oneOmEntriesPerRocksdbWrite": one.get("entriesPerWrite"),
+                      "threeOmEntriesPerRocksdbWrite":
+                          three.get("entriesPerWrite")}))
     return 0
 
 

@@ -122,3 +122,67 @@ int oz_om_upgrade_status(struct oz_client *c,
                                "QueryUpgradeStatus", &req.base,
                                (ProtobufCMessage **)out, err);
 }
+
+int oz_upgrade_lease(struct oz_client *c,
+                     const Ozone__Om__OmUpgradeLeaseRequest *req,
+                     Ozone__Om__OmUpgradeLeaseResponse **out,
+                     struct oz_error *err)
+{
+    /* The rpc layer stamps hdr in the message it sends: work on a shallow
+     * copy so the caller's const request is never written to. */
+    Ozone__Om__OmUpgradeLeaseRequest copy = *req;
+
+    *out = NULL;
+    copy.hdr = NULL;
+    return oz__om_service_call(c, &ozone__om__om_upgrade_service__descriptor,
+                               "UpgradeLease", &copy.base,
+                               (ProtobufCMessage **)out, err);
+}
+
+int oz_upgrade_journal_append(struct oz_client *c,
+                              const char *holder,
+                              const Ozone__Om__OmUpgradeJournalEntry *const *e,
+                              size_t n,
+                              uint64_t *last_seq,
+                              struct oz_error *err)
+{
+    Ozone__Om__OmUpgradeJournalAppendRequest req =
+        OZONE__OM__OM_UPGRADE_JOURNAL_APPEND_REQUEST__INIT;
+    Ozone__Om__OmUpgradeJournalAppendResponse *resp = NULL;
+    int rc;
+
+    if (last_seq != NULL) {
+        *last_seq = 0;
+    }
+    req.holder = (char *)(holder != NULL ? holder : "");
+    /* protobuf-c packs repeated fields without writing them. */
+    req.entries = (Ozone__Om__OmUpgradeJournalEntry **)e;
+    req.n_entries = n;
+    rc = oz__om_service_call(c, &ozone__om__om_upgrade_service__descriptor,
+                             "UpgradeJournalAppend", &req.base,
+                             (ProtobufCMessage **)&resp, err);
+    if (rc == 0 && last_seq != NULL) {
+        *last_seq = resp->last_seq;
+    }
+    oz_client_free_msg(resp);
+    return rc;
+}
+
+int oz_upgrade_journal_read(struct oz_client *c,
+                            uint64_t after_seq,
+                            uint32_t limit,
+                            bool last_run,
+                            Ozone__Om__OmUpgradeJournalReadResponse **out,
+                            struct oz_error *err)
+{
+    Ozone__Om__OmUpgradeJournalReadRequest req =
+        OZONE__OM__OM_UPGRADE_JOURNAL_READ_REQUEST__INIT;
+
+    req.after_seq = after_seq;
+    req.limit = limit;
+    req.last_run = last_run;
+    *out = NULL;
+    return oz__om_service_call(c, &ozone__om__om_upgrade_service__descriptor,
+                               "UpgradeJournalRead", &req.base,
+                               (ProtobufCMessage **)out, err);
+}

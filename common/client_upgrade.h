@@ -50,4 +50,26 @@ int oz_om_upgrade_status(struct oz_client *c,
                          Ozone__Om__OmQueryUpgradeStatusResponse **out,
                          struct oz_error *err);
 
+/* Rolling-upgrade orchestrator lease and journal (OmUpgradeService on the
+ * OM leader; proto/om.proto). The request's hdr is stamped by the client.
+ * Refusals come back as UPGRADE_LEASE_HELD / UPGRADE_LEASE_LOST. */
+int oz_upgrade_lease(struct oz_client *c,
+                     const Ozone__Om__OmUpgradeLeaseRequest *req,
+                     Ozone__Om__OmUpgradeLeaseResponse **out,
+                     struct oz_error *err);
+/* Appends entries in order under holder's lease; *last_seq (may be NULL)
+ * is the seq of the last one. */
+int oz_upgrade_journal_append(struct oz_client *c,
+                              const char *holder,
+                              const Ozone__Om__OmUpgradeJournalEntry *const *e,
+                              size_t n,
+                              uint64_t *last_seq,
+                              struct oz_error *err);
+int oz_upgrade_journal_read(struct oz_client *c,
+                            uint64_t after_seq,
+                            uint32_t limit,
+                            bool last_run,
+                            Ozone__Om__OmUpgradeJournalReadResponse **out,
+                            struct oz_error *err);
+
 #endif

@@ -53,6 +53,19 @@ static const struct conf_key_info known_keys[] = {
      "follower catches up from the log instead of a snapshot."},
     {"ozone.om.ratis.minimum.timeout", "1s",
      "OM Raft election timeout; heartbeats are sent every tenth of it."},
+    {"ozone.om.ratis.double.buffer.max.entries", "1000",
+     "Applied OM log entries the double buffer collects before it writes "
+     "them to RocksDB in one batch."},
+    {"ozone.om.ratis.double.buffer.flush.interval", "10ms",
+     "Longest time an applied OM log entry waits in the double buffer "
+     "before it is written to RocksDB."},
+    {"ozone.om.open.key.cleanup.service.interval", "24h",
+     "How often the OM leader looks for expired open keys (CreateKey "
+     "without CommitKey) and deletes them."},
+    {"ozone.om.open.key.expire.threshold", "7d",
+     "Age after which an open key that was never committed is deleted."},
+    {"ozone.om.open.key.cleanup.limit.per.task", "1000",
+     "Most expired open keys deleted by one cleanup run (one log entry)."},
     {"ozone.om.upgrade.finalization.check.interval", "5s",
      "How often OM checks whether SCM and the datanodes have finalized "
      "while it finalizes an upgrade."},
@@ -146,6 +159,27 @@ static const struct conf_key_info known_keys[] = {
      "Number of RPC handler threads per server."},
     {"ozone.rpc.timeout", "10s",
      "Deadline of an RPC call from a client or another daemon."},
+
+    /* Rolling-upgrade orchestrator (`ozone admin upgrade plan|run`). */
+    {"ozone.upgrade.step.timeout", "5m",
+     "Longest time one step of a rolling upgrade (stop, swap, start, wait "
+     "for the node to catch up) may take before the roll pauses."},
+    {"ozone.upgrade.gate.window", "10s",
+     "How long the safety gate watches client RPCs after each step before "
+     "the next one starts."},
+    {"ozone.upgrade.gate.max.error.rate", "0.01",
+     "Largest share of client RPCs to OMs and datanodes that may fail by "
+     "the server's fault during a gate window (a fraction, 0.01 = 1%); "
+     "above it the roll pauses."},
+    {"ozone.upgrade.gate.max.p99", "2s",
+     "Largest p99 latency of client RPCs to OMs and datanodes during a gate "
+     "window; above it the roll pauses."},
+    {"ozone.upgrade.max.om.lag", "10000",
+     "Most log entries an OM may be behind the leader for a roll to start "
+     "or go on."},
+    {"ozone.upgrade.lease.timeout", "2m",
+     "How long the orchestrator's lease in OM lasts without a renewal; "
+     "another orchestrator is refused until it ends."},
 
     /* Logging. */
     {"ozone.log.level", "INFO", "Log level: DEBUG, INFO, WARN or ERROR."},

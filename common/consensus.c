@@ -19,7 +19,8 @@
  * Files: this one runs the loop, the operations and open/close;
  * consensus_submit.c hands work over (and the *_wait variants),
  * consensus_status.c the status copy and queries, consensus_fsm.c frames
- * and FSM glue, consensus_transport.c the TCP_NODELAY transport.
+ * and FSM glue, consensus_snapshot.c snapshots on demand,
+ * consensus_transport.c the TCP_NODELAY transport.
  */
 #include "consensus.h"
 #include "consensus_internal.h"
@@ -323,7 +324,7 @@ static void on_raft_closed(struct raft *r)
     log_info("consensus '%s': stopped", c->name);
 }
 
-static void dispatch(struct consensus *c, struct op *op)
+void consensus__dispatch(struct consensus *c, struct op *op)
 {
     struct raft *r = &c->raft;
     int rv = 0;
@@ -332,6 +333,7 @@ static void dispatch(struct consensus *c, struct op *op)
         struct op *pending;
 
         c->loop_closing = true;
+        consensus__snapshot_cancel(c, OZ_EUNAVAILABLE);
         while ((pending = consensus__list_pop(&c->deferred)) != NULL) {
             consensus__op_complete(pending, OZ_EUNAVAILABLE, 0, 0);
         }
@@ -371,6 +373,9 @@ static void dispatch(struct consensus *c, struct op *op)
                          c->name, op->id, r->current_term);
             }
             break;
+        case OP_SNAPSHOT:
+            consensus__snapshot_start(c, op);
+            return;
         case OP_ADD:
         case OP_REMOVE:
             if (c->change_busy) {
@@ -404,13 +409,18 @@ static void async_cb(uv_async_t *handle)
     c->queue.head = c->queue.tail = NULL;
     pthread_mutex_unlock(&c->mu);
     while ((op = consensus__list_pop(&batch)) != NULL) {
-        dispatch(c, op);
+        consensus__dispatch(c, op);
     }
 }
 
 static void check_cb(uv_check_t *handle)
 {
-    consensus__status_refresh(handle->data);
+    struct consensus *c = handle->data;
+
+    if (!c->loop_closing && !c->raft_closed) {
+        consensus__snapshot_progress(c);
+    }
+    consensus__status_refresh(c);
 }
 
 static void *loop_main(void *arg)
@@ -687,13 +697,15 @@ int consensus_open(const struct consensus_config *cfg,
     }
     c->raft.data = c;
     raft_set_election_timeout(&c->raft, c->election_timeout_ms);
-    raft_set_heartbeat_timeout(&c->raft, cfg->heartbeat_timeout_ms > 0
-                                             ? cfg->heartbeat_timeout_ms
-                                             : 100);
-    raft_set_snapshot_threshold(
-        &c->raft, cfg->snapshot_threshold > 0 ? cfg->snapshot_threshold : 1024);
-    raft_set_snapshot_trailing(
-        &c->raft, cfg->snapshot_trailing > 0 ? cfg->snapshot_trailing : 2048);
+    c->heartbeat_timeout_ms =
+        cfg->heartbeat_timeout_ms > 0 ? cfg->heartbeat_timeout_ms : 100;
+    c->snapshot_threshold =
+        cfg->snapshot_threshold > 0 ? cfg->snapshot_threshold : 1024;
+    c->snapshot_trailing =
+        cfg->snapshot_trailing > 0 ? cfg->snapshot_trailing : 2048;
+    raft_set_heartbeat_timeout(&c->raft, c->heartbeat_timeout_ms);
+    raft_set_snapshot_threshold(&c->raft, c->snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, c->snapshot_trailing);
     raft_set_pre_vote(&c->raft, true);
     raft_uv_set_connect_retry_delay(&c->io, 250);
 

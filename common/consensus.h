@@ -80,13 +80,16 @@ struct consensus_fsm
 {
     void *ctx; /* passed back untouched */
 
-    /* Applies a committed entry. payload is borrowed for the call only.
-     * The return value is the application's result for this entry (0 or
-     * an application error); it is handed to the submitter's callback and
+    /* Applies a committed entry. term is the raft term the entry was
+     * appended in (the same on every node: Ozone's TransactionInfo
+     * "<term>#<index>"). payload is borrowed for the call only. The return
+     * value is the application's result for this entry (0 or an
+     * application error); it is handed to the submitter's callback and
      * does NOT stop replication, so it must be deterministic: every node
      * returns the same result for the same entry and state. */
     int (*apply)(void *ctx,
                  uint64_t index,
+                 uint64_t term,
                  uint32_t type,
                  const void *payload,
                  size_t len);
@@ -149,7 +152,9 @@ struct consensus_status
     uint64_t commit_index;
     uint64_t last_applied;
     uint64_t last_index;
-    uint64_t leader_id; /* 0: no leader known */
+    uint64_t snapshot_index; /* last snapshot taken or installed, 0: none */
+    uint64_t first_index;    /* oldest entry kept in memory, 0: none */
+    uint64_t leader_id;      /* 0: no leader known */
     char leader_name[CONSENSUS_NAME_MAX];
     char leader_address[CONSENSUS_ADDRESS_MAX];
     unsigned n_members;
@@ -222,6 +227,37 @@ int consensus_submit_wait(struct consensus *c,
  * acknowledged before the call. OZ_ENOTLEADER on a follower. */
 int consensus_barrier(struct consensus *c, consensus_done_cb cb, void *arg);
 int consensus_barrier_wait(struct consensus *c, int timeout_ms, char *errmsg);
+
+/* ---- log compaction on demand ---- */
+
+/* Takes a snapshot now and purges the log up to index (0: the last applied
+ * index at the time of the call): completes with 0 once this node's log
+ * holds no entry at or below index, neither in memory nor in its segment
+ * files on disk, then restores the configured snapshot threshold and
+ * trailing amount.
+ *
+ * libraft 0.15 has no "snapshot now" call; this uses raft's own snapshot
+ * path: the snapshot threshold drops to 1 and the trailing amount to 1
+ * while a request waits, so raft snapshots after every apply, and each
+ * snapshot deletes the closed segments before it. A snapshot needs a new
+ * applied entry, so the leader appends barrier entries (one per heartbeat)
+ * while it waits and for a few election timeouts after, so followers that
+ * were asked for the same index get entries too. Purging up to index
+ * takes a snapshot past it (two, when the segment holding index was still
+ * open at the first): a follower completes once the leader appended those
+ * entries.
+ *
+ * May be called from any thread, including inside the FSM apply of the
+ * entry at index (then the first snapshot follows that apply). cb runs on
+ * the raft thread; OZ_EUNAVAILABLE when the node closes first. */
+int consensus_snapshot_now(struct consensus *c,
+                           uint64_t index,
+                           consensus_done_cb cb,
+                           void *arg);
+int consensus_snapshot_now_wait(struct consensus *c,
+                                uint64_t index,
+                                int timeout_ms,
+                                char *errmsg);
 
 /* ---- membership and leadership (leader only; OZ_ENOTLEADER otherwise).
  * Changes are serialized here, one at a time, in the order submitted. */

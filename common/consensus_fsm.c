@@ -98,6 +98,22 @@ int consensus_frame_decode(const void *buf,
 
 /* ---- FSM glue (raft thread) ---- */
 
+/* Term of the entry at index in raft's in-memory log (struct raft_log of
+ * raft.h: a circular buffer of entries front..back, the first holding
+ * offset + 1); 0 if it is not there. The entry being applied always is:
+ * raft compacts only applied entries. */
+static uint64_t entry_term(const struct raft_log *l, uint64_t index)
+{
+    size_t n =
+        l->back >= l->front ? l->back - l->front : l->size - l->front + l->back;
+
+    if (index <= l->offset || index - l->offset > n) {
+        return index == l->snapshot.last_index ? l->snapshot.last_term : 0;
+    }
+    return l->entries[(l->front + (size_t)(index - l->offset - 1)) % l->size]
+        .term;
+}
+
 int consensus__fsm_apply(struct raft_fsm *f,
                          const struct raft_buffer *buf,
                          void **result)
@@ -123,7 +139,10 @@ int consensus__fsm_apply(struct raft_fsm *f,
         }
         return RAFT_CORRUPT;
     }
-    rc = c->fsm.apply(c->fsm.ctx, index, type, payload, len);
+    c->in_apply = true;
+    rc = c->fsm.apply(c->fsm.ctx, index, entry_term(&c->raft.log, index), type,
+                      payload, len);
+    c->in_apply = false;
     *result = (void *)(intptr_t)rc;
     return 0;
 }

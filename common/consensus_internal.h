@@ -49,6 +49,7 @@ enum op_kind {
     OP_ADD,
     OP_REMOVE,
     OP_TRANSFER,
+    OP_SNAPSHOT,
     OP_CLOSE
 };
 
@@ -65,8 +66,9 @@ struct op
         struct raft_transfer transfer;
     } req;
     struct raft_buffer buf; /* OP_SUBMIT: the frame until raft owns it */
-    uint64_t id;            /* OP_ADD, OP_REMOVE, OP_TRANSFER target */
-    uint64_t exclude;       /* OP_TRANSFER to any: not this one */
+    uint64_t id;      /* OP_ADD, OP_REMOVE, OP_TRANSFER target, OP_SNAPSHOT
+                         index */
+    uint64_t exclude; /* OP_TRANSFER to any: not this one */
     char raft_address[RAFT_ADDRESS_MAX]; /* OP_ADD: "name@host:port" */
     int step;                            /* OP_ADD: 0 add spare, 1 assign */
     consensus_submit_cb submit_cb;
@@ -95,6 +97,9 @@ struct consensus
     char *data_dir;
     struct consensus_fsm fsm;
     unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold; /* configured; forced snapshots lower it */
+    unsigned snapshot_trailing;
     pthread_t thread;
     bool thread_started;
 
@@ -117,6 +122,15 @@ struct consensus
     uint64_t seen_conf_index, seen_conf_uncommitted;
     unsigned seen_conf_n;
     uint64_t corrupt_index;
+    bool in_apply; /* inside the FSM apply callback */
+    /* consensus_snapshot_now (consensus_snapshot.c). */
+    struct op_list snap_waiters;
+    bool snap_forcing;         /* threshold and trailing lowered */
+    bool snap_barrier_busy;    /* a barrier of ours is in flight */
+    uint64_t snap_barrier_ms;  /* when the last one was issued */
+    uint64_t snap_assist_ms;   /* leader: keep appending until then */
+    uint64_t snap_disk_index;  /* snapshot index of the last disk check */
+    uint64_t snap_disk_oldest; /* oldest index on disk then (0: none) */
 
     /* Shared, under mu. */
     pthread_mutex_t mu;
@@ -167,6 +181,17 @@ struct op *consensus__op_new(struct consensus *c, enum op_kind kind);
 int consensus__enqueue(struct consensus *c, struct op *op);
 /* Best-effort leadership hand-over before close (any thread but raft's). */
 void consensus__hand_over(struct consensus *c);
+
+/* consensus_snapshot.c (raft thread) */
+/* Queues an OP_SNAPSHOT op that dispatch handed over. */
+void consensus__snapshot_start(struct consensus *c, struct op *op);
+/* Completes the waiters that are done and keeps the others moving; run
+ * after every loop iteration. */
+void consensus__snapshot_progress(struct consensus *c);
+/* Completes every waiter with status (close). */
+void consensus__snapshot_cancel(struct consensus *c, int status);
+/* consensus.c: dispatches an op on the raft thread. */
+void consensus__dispatch(struct consensus *c, struct op *op);
 
 /* consensus_status.c */
 /* Copies raft's state to c->status and logs role/membership changes. */

@@ -137,6 +137,9 @@ void consensus__status_refresh(struct consensus *c)
     st->commit_index = r->commit_index;
     st->last_applied = raft_last_applied(r);
     st->last_index = raft_last_index(r);
+    st->snapshot_index = r->log.snapshot.last_index;
+    st->first_index =
+        r->log.offset + 1 <= st->last_index ? r->log.offset + 1 : 0;
     if (leader != st->leader_id) {
         st->leader_id = leader;
         consensus__split_raft_address(leader != 0 ? leader_address : NULL,

@@ -119,6 +119,33 @@ int consensus_barrier(struct consensus *c, consensus_done_cb cb, void *arg)
     return submit_done_op(c, OP_BARRIER, 0, NULL, NULL, cb, arg);
 }
 
+int consensus_snapshot_now(struct consensus *c,
+                           uint64_t index,
+                           consensus_done_cb cb,
+                           void *arg)
+{
+    struct op *op;
+
+    if (c == NULL || cb == NULL) {
+        return OZ_EINVAL;
+    }
+    if (!consensus__on_raft_thread(c)) {
+        return submit_done_op(c, OP_SNAPSHOT, index, NULL, NULL, cb, arg);
+    }
+    /* On the raft thread, typically inside the FSM apply of the entry at
+     * index: lower the threshold now, so the snapshot follows this very
+     * apply loop instead of waiting for the next entry. */
+    op = consensus__op_new(c, OP_SNAPSHOT);
+    if (op == NULL) {
+        return OZ_ENOMEM;
+    }
+    op->id = index;
+    op->done_cb = cb;
+    op->arg = arg;
+    consensus__dispatch(c, op);
+    return 0;
+}
+
 int consensus_add_voter(struct consensus *c,
                         uint64_t id,
                         const char *name,
@@ -343,6 +370,15 @@ int consensus_barrier_wait(struct consensus *c, int timeout_ms, char *errmsg)
 {
     WAIT_FOR(c, "barrier", timeout_ms, errmsg, NULL, NULL,
              consensus_barrier(c, waiter_done_cb, w));
+}
+
+int consensus_snapshot_now_wait(struct consensus *c,
+                                uint64_t index,
+                                int timeout_ms,
+                                char *errmsg)
+{
+    WAIT_FOR(c, "log purge", timeout_ms, errmsg, NULL, NULL,
+             consensus_snapshot_now(c, index, waiter_done_cb, w));
 }
 
 int consensus_add_voter_wait(struct consensus *c,

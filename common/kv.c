@@ -12,6 +12,26 @@
  * Threads: after kv_open a struct kv is immutable (handles, options, names),
  * and RocksDB's own calls are thread-safe, so every function may be called
  * from any thread. Batches and iterators belong to one thread at a time.
+ *
+ * Overlay (kv.h "Overlay", the OM's double buffer, DESIGN.md §8): two
+ * RocksDB WriteBatchWithIndex objects. `cur` takes kv_overlay_apply();
+ * a flush moves it to `frozen` (a pointer swap under the write lock),
+ * writes `frozen` with one rocksdb_write outside the lock, and drops it
+ * under the lock again. Readers take the read lock and read cur, then
+ * frozen, then the DB: with no frozen batch one
+ * rocksdb_writebatch_wi_get_from_batch_and_db_cf call; during a flush a
+ * chain of two base-delta iterators over a DB iterator, seeked to the key
+ * (a WriteBatchWithIndex cannot say "deleted here" apart from "absent
+ * here", an iterator can). A WriteBatchWithIndex may be read by several
+ * threads but not read while written, so an iterator over a non-empty
+ * overlay keeps the read lock until it is freed. The lock (struct
+ * ov_lock) prefers writers, so readers cannot starve applies, and lets a
+ * thread holding an iterator open another one or get. Lock order:
+ * flush_mu, then the overlay lock.
+ *
+ * This file is past 1500 lines because the overlay must see the
+ * batch and iterator internals and call rocksdb_* (CONVENTIONS.md
+ * adapters: one file owns RocksDB).
  */
 #include "kv.h"
 
@@ -21,6 +41,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +64,126 @@ struct kv
     int flags;
     atomic_int n_iters; /* open iterators, checked at close */
     char *path;
+    struct kv_overlay *ov; /* NULL until kv_overlay_enable */
+};
+
+/* A readers-writer lock that prefers writers (a stream of readers cannot
+ * starve the applying thread) yet lets a thread that already reads take it
+ * again for reading (an open iterator, then a get): the read depth of each
+ * thread is kept in thread-local slots. Locked for reading means: by this
+ * thread, on entry to ov_read_lock, depth 0. */
+struct ov_lock
+{
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int readers;
+    int writers_waiting;
+    bool writer;
+};
+
+#define OV_TLS_SLOTS 4
+
+static _Thread_local struct
+{
+    const struct ov_lock *lock;
+    int depth;
+} ov_tls[OV_TLS_SLOTS];
+
+static int *ov_depth(const struct ov_lock *l)
+{
+    int free_slot = -1;
+
+    for (int i = 0; i < OV_TLS_SLOTS; i++) {
+        if (ov_tls[i].lock == l && ov_tls[i].depth > 0) {
+            return &ov_tls[i].depth;
+        }
+        if (ov_tls[i].depth == 0 && free_slot < 0) {
+            free_slot = i;
+        }
+    }
+    if (free_slot < 0) {
+        /* Our own bug: one thread reading through more overlays at once
+         * than this file expects. */
+        fprintf(stderr, "%s:%d: too many overlays read by one thread\n",
+                __FILE__, __LINE__);
+        abort();
+    }
+    ov_tls[free_slot].lock = l;
+    return &ov_tls[free_slot].depth;
+}
+
+static void ov_lock_init(struct ov_lock *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->readers = 0;
+    l->writers_waiting = 0;
+    l->writer = false;
+}
+
+static void ov_lock_destroy(struct ov_lock *l)
+{
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+}
+
+static void ov_read_lock(struct ov_lock *l)
+{
+    int *depth = ov_depth(l);
+
+    pthread_mutex_lock(&l->mu);
+    if (*depth == 0) {
+        while (l->writer || l->writers_waiting > 0) {
+            pthread_cond_wait(&l->cv, &l->mu);
+        }
+    }
+    l->readers++;
+    pthread_mutex_unlock(&l->mu);
+    (*depth)++;
+}
+
+static void ov_read_unlock(struct ov_lock *l)
+{
+    int *depth = ov_depth(l);
+
+    (*depth)--;
+    pthread_mutex_lock(&l->mu);
+    if (--l->readers == 0) {
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void ov_write_lock(struct ov_lock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->writers_waiting++;
+    while (l->writer || l->readers > 0) {
+        pthread_cond_wait(&l->cv, &l->mu);
+    }
+    l->writers_waiting--;
+    l->writer = true;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void ov_write_unlock(struct ov_lock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->writer = false;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* See the top comment. cur_st/frozen_st count what each batch holds. */
+struct kv_overlay
+{
+    struct ov_lock lock;      /* cur, frozen, spare and their stats */
+    pthread_mutex_t flush_mu; /* one flush or exclusive write at a time */
+    rocksdb_writebatch_wi_t *cur;
+    rocksdb_writebatch_wi_t *frozen; /* NULL: no flush in progress */
+    rocksdb_writebatch_wi_t *spare;  /* empty, reused as the next cur */
+    struct kv_overlay_stats cur_st, frozen_st;
+    uint64_t last_tag; /* of the latest apply */
 };
 
 /* A batch is a log of operations by family index: kv_batch_new() has no
@@ -72,7 +213,21 @@ struct kv_iter
     rocksdb_iterator_t *it;
     rocksdb_readoptions_t *ropts;
     const rocksdb_snapshot_t *snap;
+    bool locked; /* holds kv->ov->lock for reading (non-empty overlay) */
 };
+
+/* Overlay internals (defined at the end of the file). */
+static int overlay_get(struct kv *kv,
+                       int cf,
+                       const void *key,
+                       size_t klen,
+                       void **val,
+                       size_t *vlen);
+static int overlay_write(struct kv *kv,
+                         struct kv_batch *b,
+                         bool sync,
+                         char *errmsg);
+static void overlay_free(struct kv *kv);
 
 static void set_errmsg(char *errmsg, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -425,6 +580,16 @@ void kv_close(struct kv *kv)
                 __LINE__);
         abort();
     }
+    if (kv->ov != NULL) {
+        char errmsg[OZ_ERRMSG_SIZE] = "";
+        struct kv_overlay_stats st;
+        /* Whatever was applied and not flushed yet is written now. */
+        if (kv_overlay_flush(kv, true, &st, errmsg) != 0) {
+            log_error("kv: closing '%s' lost unflushed overlay writes: %s",
+                      kv->path, errmsg);
+        }
+        overlay_free(kv);
+    }
     kv_free_struct(kv);
 }
 
@@ -465,6 +630,9 @@ int kv_get(struct kv *kv,
     if (!cf_ok(kv, cf)) {
         return OZ_EINVAL;
     }
+    if (kv->ov != NULL) {
+        return overlay_get(kv, cf, key, klen, val, vlen);
+    }
     ps = rocksdb_get_pinned_cf(kv->db, kv->ropts, kv->cf[cf], key, klen, &err);
     if (err != NULL) {
         return take_err(&err, NULL, "get failed in", kv->path);
@@ -500,6 +668,17 @@ int kv_put(struct kv *kv,
     if (!cf_ok(kv, cf)) {
         return OZ_EINVAL;
     }
+    if (kv->ov != NULL) {
+        struct kv_batch *b = kv_batch_new();
+        int rc;
+        if (b == NULL) {
+            return OZ_ENOMEM;
+        }
+        kv_batch_put(b, cf, key, klen, val, vlen);
+        rc = overlay_write(kv, b, false, NULL);
+        kv_batch_free(b);
+        return rc;
+    }
     rocksdb_put_cf(kv->db, kv->wopts, kv->cf[cf], key, klen, val, vlen, &err);
     if (err != NULL) {
         return take_err(&err, NULL, "put failed in", kv->path);
@@ -513,6 +692,17 @@ int kv_delete(struct kv *kv, int cf, const void *key, size_t klen)
 
     if (!cf_ok(kv, cf)) {
         return OZ_EINVAL;
+    }
+    if (kv->ov != NULL) {
+        struct kv_batch *b = kv_batch_new();
+        int rc;
+        if (b == NULL) {
+            return OZ_ENOMEM;
+        }
+        kv_batch_delete(b, cf, key, klen);
+        rc = overlay_write(kv, b, false, NULL);
+        kv_batch_free(b);
+        return rc;
     }
     rocksdb_delete_cf(kv->db, kv->wopts, kv->cf[cf], key, klen, &err);
     if (err != NULL) {
@@ -623,12 +813,11 @@ size_t kv_batch_count(const struct kv_batch *b)
     return b->n_ops;
 }
 
-int kv_write(struct kv *kv, struct kv_batch *b, bool sync, char *errmsg)
+/* A batch that failed to build or names a family that is not open is
+ * refused whole. */
+static int check_batch(struct kv *kv, const struct kv_batch *b, char *errmsg)
 {
-    rocksdb_writebatch_t *wb;
-    char *err = NULL;
     size_t i;
-    int rc;
 
     if (b->failed != 0) {
         set_errmsg(errmsg,
@@ -646,6 +835,20 @@ int kv_write(struct kv *kv, struct kv_batch *b, bool sync, char *errmsg)
             return OZ_EINVAL;
         }
     }
+    return 0;
+}
+
+int kv_write(struct kv *kv, struct kv_batch *b, bool sync, char *errmsg)
+{
+    rocksdb_writebatch_t *wb;
+    char *err = NULL;
+    size_t i;
+    int rc;
+
+    rc = check_batch(kv, b, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
     /* Fault point: a failed batch write, e.g. the finalize transaction
      * (DESIGN.md §6.2). Batches are the double buffer's unit, not one per
      * request, so the lookup cost does not matter. */
@@ -654,6 +857,9 @@ int kv_write(struct kv *kv, struct kv_batch *b, bool sync, char *errmsg)
         set_errmsg(errmsg, "cannot write batch to '%s': %s", kv->path,
                    oz_strerror(rc));
         return rc;
+    }
+    if (kv->ov != NULL) {
+        return overlay_write(kv, b, sync, errmsg);
     }
     wb = rocksdb_writebatch_create();
     if (wb == NULL) {
@@ -697,10 +903,33 @@ struct kv_iter *kv_iter_new(struct kv *kv, int cf)
         free(it);
         return NULL;
     }
+    if (kv->ov != NULL) {
+        /* An empty overlay needs no lock: the DB snapshot alone is the
+         * view, and later applies do not belong in it. */
+        ov_read_lock(&kv->ov->lock);
+        it->locked = kv->ov->frozen != NULL ||
+                     rocksdb_writebatch_wi_count(kv->ov->cur) > 0;
+        if (!it->locked) {
+            ov_read_unlock(&kv->ov->lock);
+        }
+    }
     it->snap = rocksdb_create_snapshot(kv->db);
     rocksdb_readoptions_set_snapshot(it->ropts, it->snap);
     it->it = rocksdb_create_iterator_cf(kv->db, it->ropts, kv->cf[cf]);
+    if (it->it != NULL && it->locked) {
+        /* Newest first: cur over frozen over the DB. Each call takes over
+         * (and later destroys) the iterator it wraps. */
+        if (kv->ov->frozen != NULL) {
+            it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(
+                kv->ov->frozen, it->it, kv->cf[cf]);
+        }
+        it->it = rocksdb_writebatch_wi_create_iterator_with_base_cf(
+            kv->ov->cur, it->it, kv->cf[cf]);
+    }
     if (it->it == NULL) {
+        if (it->locked) {
+            ov_read_unlock(&kv->ov->lock);
+        }
         rocksdb_release_snapshot(kv->db, it->snap);
         rocksdb_readoptions_destroy(it->ropts);
         free(it);
@@ -721,6 +950,9 @@ void kv_iter_free(struct kv_iter *it)
         rocksdb_release_snapshot(it->kv->db, it->snap);
     }
     rocksdb_readoptions_destroy(it->ropts);
+    if (it->locked) {
+        ov_read_unlock(&it->kv->ov->lock);
+    }
     atomic_fetch_sub(&it->kv->n_iters, 1);
     free(it);
 }
@@ -790,6 +1022,11 @@ int kv_checkpoint(struct kv *kv, const char *dir, char *errmsg)
                    "exists; remove it or choose a new directory",
                    dir);
         return OZ_EEXIST;
+    }
+    /* The checkpoint holds what readers of this kv see. */
+    rc = kv_overlay_flush(kv, false, NULL, errmsg);
+    if (rc != 0) {
+        return rc;
     }
     rc = fault_hit("kv.checkpoint");
     if (rc != 0) {
@@ -1012,6 +1249,15 @@ int kv_write_raw(struct kv *kv,
     char *err = NULL;
     int rc;
 
+    if (kv->ov != NULL) {
+        /* Raw batches bypass the overlay's ordering; only Recon's copy of
+         * the OM DB takes them, and it has no overlay. */
+        set_errmsg(errmsg,
+                   "cannot apply a raw write batch to '%s': it has an "
+                   "overlay; flush and write through kv_write instead",
+                   kv->path);
+        return OZ_ESTATE;
+    }
     /* RocksDB's batch header: 8-byte sequence and 4-byte count. */
     if (len < 12) {
         set_errmsg(errmsg,
@@ -1067,4 +1313,371 @@ int kv_write_raw(struct kv *kv,
         return rc == OZ_EIO ? OZ_EIO : OZ_ECORRUPT;
     }
     return 0;
+}
+
+/* ---- overlay (kv.h "Overlay"; the top comment) ------------------------- */
+
+/* kv_overlay_apply's tag for kv_write through an overlay: the batch keeps
+ * the latest caller tag (kv.h reserves UINT64_MAX). */
+#define KEEP_TAG UINT64_MAX
+
+static rocksdb_writebatch_wi_t *new_wbwi(void)
+{
+    /* overwrite_keys: one index entry per key, the latest operation. */
+    return rocksdb_writebatch_wi_create(0, 1);
+}
+
+int kv_overlay_enable(struct kv *kv, char *errmsg)
+{
+    struct kv_overlay *ov;
+
+    if (kv->ov != NULL) {
+        return 0;
+    }
+    if (kv->flags & KV_READ_ONLY) {
+        set_errmsg(errmsg,
+                   "cannot add an overlay to '%s': it is open read-only",
+                   kv->path);
+        return OZ_EINVAL;
+    }
+    ov = calloc(1, sizeof(*ov));
+    if (ov == NULL) {
+        return OZ_ENOMEM;
+    }
+    ov->cur = new_wbwi();
+    ov->spare = new_wbwi();
+    if (ov->cur == NULL || ov->spare == NULL) {
+        if (ov->cur != NULL) {
+            rocksdb_writebatch_wi_destroy(ov->cur);
+        }
+        if (ov->spare != NULL) {
+            rocksdb_writebatch_wi_destroy(ov->spare);
+        }
+        free(ov);
+        return OZ_ENOMEM;
+    }
+    ov_lock_init(&ov->lock);
+    pthread_mutex_init(&ov->flush_mu, NULL);
+    kv->ov = ov;
+    return 0;
+}
+
+bool kv_overlay_enabled(const struct kv *kv)
+{
+    return kv->ov != NULL;
+}
+
+static void overlay_free(struct kv *kv)
+{
+    struct kv_overlay *ov = kv->ov;
+
+    rocksdb_writebatch_wi_destroy(ov->cur);
+    if (ov->frozen != NULL) {
+        rocksdb_writebatch_wi_destroy(ov->frozen);
+    }
+    if (ov->spare != NULL) {
+        rocksdb_writebatch_wi_destroy(ov->spare);
+    }
+    ov_lock_destroy(&ov->lock);
+    pthread_mutex_destroy(&ov->flush_mu);
+    free(ov);
+    kv->ov = NULL;
+}
+
+static void stats_add(struct kv_overlay_stats *to,
+                      const struct kv_overlay_stats *from)
+{
+    to->batches += from->batches;
+    to->ops += from->ops;
+    to->bytes += from->bytes;
+    if (from->batches > 0) {
+        to->last_tag = from->last_tag;
+    }
+}
+
+/* Copies a value RocksDB allocated into our own NUL-terminated buffer. */
+static int copy_value(const char *v, size_t n, void **val, size_t *vlen)
+{
+    char *copy = malloc(n + 1);
+
+    if (copy == NULL) {
+        return OZ_ENOMEM;
+    }
+    if (n > 0) {
+        memcpy(copy, v, n);
+    }
+    copy[n] = '\0';
+    *val = copy;
+    *vlen = n;
+    return 0;
+}
+
+/* cur over frozen over the DB, for one key: an iterator chain seeked to
+ * it (only during a flush). Called with the read lock held. */
+static int get_through_frozen(struct kv *kv,
+                              int cf,
+                              const void *key,
+                              size_t klen,
+                              void **val,
+                              size_t *vlen)
+{
+    struct kv_overlay *ov = kv->ov;
+    rocksdb_iterator_t *it;
+    char *err = NULL;
+    size_t kl = 0, vl = 0;
+    const char *k;
+    int rc = OZ_ENOTFOUND;
+
+    it = rocksdb_create_iterator_cf(kv->db, kv->ropts, kv->cf[cf]);
+    if (it == NULL) {
+        return OZ_ENOMEM;
+    }
+    it = rocksdb_writebatch_wi_create_iterator_with_base_cf(ov->frozen, it,
+                                                            kv->cf[cf]);
+    it = rocksdb_writebatch_wi_create_iterator_with_base_cf(ov->cur, it,
+                                                            kv->cf[cf]);
+    rocksdb_iter_seek(it, key, klen);
+    if (rocksdb_iter_valid(it)) {
+        k = rocksdb_iter_key(it, &kl);
+        if (kl == klen && memcmp(k, key, klen) == 0) {
+            const char *v = rocksdb_iter_value(it, &vl);
+            rc = copy_value(v, vl, val, vlen);
+        }
+    } else {
+        rocksdb_iter_get_error(it, &err);
+        if (err != NULL) {
+            rc = take_err(&err, NULL, "get failed in", kv->path);
+        }
+    }
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
+static int overlay_get(struct kv *kv,
+                       int cf,
+                       const void *key,
+                       size_t klen,
+                       void **val,
+                       size_t *vlen)
+{
+    struct kv_overlay *ov = kv->ov;
+    char *err = NULL;
+    char *v;
+    size_t n = 0;
+    int rc;
+
+    ov_read_lock(&ov->lock);
+    if (ov->frozen != NULL) {
+        rc = get_through_frozen(kv, cf, key, klen, val, vlen);
+        ov_read_unlock(&ov->lock);
+        return rc;
+    }
+    v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+        ov->cur, kv->db, kv->ropts, kv->cf[cf], key, klen, &n, &err);
+    ov_read_unlock(&ov->lock);
+    if (err != NULL) {
+        return take_err(&err, NULL, "get failed in", kv->path);
+    }
+    if (v == NULL) {
+        return OZ_ENOTFOUND;
+    }
+    rc = copy_value(v, n, val, vlen);
+    rocksdb_free(v);
+    return rc;
+}
+
+/* Adds b to cur; called with the write lock held. */
+static void add_to_cur(struct kv *kv, const struct kv_batch *b)
+{
+    struct kv_overlay *ov = kv->ov;
+    size_t before = 0, after = 0;
+
+    rocksdb_writebatch_wi_data(ov->cur, &before);
+    for (size_t i = 0; i < b->n_ops; i++) {
+        const struct batch_op *op = &b->ops[i];
+        if (op->type == BATCH_PUT) {
+            rocksdb_writebatch_wi_put_cf(ov->cur, kv->cf[op->cf],
+                                         b->data + op->key_off, op->klen,
+                                         b->data + op->val_off, op->vlen);
+        } else {
+            rocksdb_writebatch_wi_delete_cf(ov->cur, kv->cf[op->cf],
+                                            b->data + op->key_off, op->klen);
+        }
+    }
+    rocksdb_writebatch_wi_data(ov->cur, &after);
+    ov->cur_st.ops += b->n_ops;
+    ov->cur_st.bytes += after - before;
+}
+
+int kv_overlay_apply(struct kv *kv,
+                     const struct kv_batch *b,
+                     uint64_t tag,
+                     struct kv_overlay_stats *pending,
+                     char *errmsg)
+{
+    struct kv_overlay *ov = kv->ov;
+    int rc;
+
+    if (pending != NULL) {
+        memset(pending, 0, sizeof(*pending));
+    }
+    if (ov == NULL) {
+        set_errmsg(errmsg, "'%s' has no overlay: call kv_overlay_enable",
+                   kv->path);
+        return OZ_ESTATE;
+    }
+    rc = check_batch(kv, b, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    ov_write_lock(&ov->lock);
+    add_to_cur(kv, b);
+    ov->cur_st.batches++;
+    if (tag == KEEP_TAG) {
+        tag = ov->last_tag;
+    }
+    ov->cur_st.last_tag = tag;
+    ov->last_tag = tag;
+    if (pending != NULL) {
+        if (ov->frozen != NULL) {
+            *pending = ov->frozen_st;
+        }
+        stats_add(pending, &ov->cur_st);
+    }
+    ov_write_unlock(&ov->lock);
+    return 0;
+}
+
+void kv_overlay_pending(struct kv *kv, struct kv_overlay_stats *out)
+{
+    struct kv_overlay *ov = kv->ov;
+
+    memset(out, 0, sizeof(*out));
+    if (ov == NULL) {
+        return;
+    }
+    ov_read_lock(&ov->lock);
+    if (ov->frozen != NULL) {
+        *out = ov->frozen_st;
+    }
+    stats_add(out, &ov->cur_st);
+    ov_read_unlock(&ov->lock);
+}
+
+/* Writes ov->frozen (set) with one rocksdb_write, then drops it. Called
+ * with flush_mu held and the overlay lock not held. On failure frozen stays
+ * (readers keep seeing it; the next flush retries it first). */
+static int write_frozen(struct kv *kv,
+                        bool sync,
+                        struct kv_overlay_stats *done,
+                        char *errmsg)
+{
+    struct kv_overlay *ov = kv->ov;
+    char *err = NULL;
+    int rc;
+
+    rc = fault_hit("kv.overlay.flush");
+    if (rc != 0) {
+        set_errmsg(errmsg, "cannot flush the overlay of '%s': %s", kv->path,
+                   oz_strerror(rc));
+        return rc;
+    }
+    /* Nobody writes frozen: reading it here without the lock is safe. */
+    rocksdb_write_writebatch_wi(kv->db, sync ? kv->wopts_sync : kv->wopts,
+                                ov->frozen, &err);
+    if (err != NULL) {
+        return take_err(&err, errmsg, "cannot flush the overlay of", kv->path);
+    }
+    ov_write_lock(&ov->lock);
+    stats_add(done, &ov->frozen_st);
+    rocksdb_writebatch_wi_clear(ov->frozen);
+    if (ov->spare == NULL) {
+        ov->spare = ov->frozen;
+    } else {
+        rocksdb_writebatch_wi_destroy(ov->frozen);
+    }
+    ov->frozen = NULL;
+    memset(&ov->frozen_st, 0, sizeof(ov->frozen_st));
+    ov_write_unlock(&ov->lock);
+    return 0;
+}
+
+int kv_overlay_flush(struct kv *kv,
+                     bool sync,
+                     struct kv_overlay_stats *flushed,
+                     char *errmsg)
+{
+    struct kv_overlay *ov = kv->ov;
+    struct kv_overlay_stats done = {0, 0, 0, 0};
+    int rc = 0;
+
+    if (flushed != NULL) {
+        memset(flushed, 0, sizeof(*flushed));
+    }
+    if (ov == NULL) {
+        return 0;
+    }
+    pthread_mutex_lock(&ov->flush_mu);
+    /* A batch left by a failed flush goes first: it is older. */
+    if (ov->frozen != NULL) {
+        rc = write_frozen(kv, sync, &done, errmsg);
+    }
+    if (rc == 0) {
+        bool any;
+        ov_write_lock(&ov->lock);
+        any = rocksdb_writebatch_wi_count(ov->cur) > 0;
+        if (any) {
+            ov->frozen = ov->cur;
+            ov->frozen_st = ov->cur_st;
+            ov->cur = ov->spare != NULL ? ov->spare : new_wbwi();
+            ov->spare = NULL;
+            memset(&ov->cur_st, 0, sizeof(ov->cur_st));
+            if (ov->cur == NULL) {
+                /* Keep the overlay usable: undo the swap. */
+                ov->cur = ov->frozen;
+                ov->cur_st = ov->frozen_st;
+                ov->frozen = NULL;
+                memset(&ov->frozen_st, 0, sizeof(ov->frozen_st));
+                rc = OZ_ENOMEM;
+                any = false;
+            }
+        } else if (ov->cur_st.batches > 0) {
+            /* Applies that changed nothing count as flushed. */
+            stats_add(&done, &ov->cur_st);
+            memset(&ov->cur_st, 0, sizeof(ov->cur_st));
+        }
+        ov_write_unlock(&ov->lock);
+        if (any) {
+            rc = write_frozen(kv, sync, &done, errmsg);
+        } else if (rc == 0 && sync && done.batches == 0) {
+            /* Nothing pending, but the caller wants what was flushed
+             * before (without fsync) to be durable too. */
+            char *err = NULL;
+            rocksdb_flush_wal(kv->db, 1, &err);
+            if (err != NULL) {
+                rc = take_err(&err, errmsg, "cannot sync the WAL of", kv->path);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ov->flush_mu);
+    if (flushed != NULL) {
+        *flushed = done;
+    }
+    return rc;
+}
+
+static int overlay_write(struct kv *kv,
+                         struct kv_batch *b,
+                         bool sync,
+                         char *errmsg)
+{
+    int rc;
+
+    /* The overlay holds older applies: b goes after them (keeping the
+     * latest tag), and the flush writes them all in order. */
+    rc = kv_overlay_apply(kv, b, KEEP_TAG, NULL, errmsg);
+    if (rc == 0) {
+        rc = kv_overlay_flush(kv, sync, NULL, errmsg);
+    }
+    return rc;
 }

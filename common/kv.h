@@ -84,11 +84,83 @@ void kv_iter_next(struct kv_iter *it);
 const void *kv_iter_key(const struct kv_iter *it, size_t *len);
 const void *kv_iter_value(const struct kv_iter *it, size_t *len);
 
-/* RocksDB checkpoint into dir, which must not exist (OZ_EEXIST). */
+/* RocksDB checkpoint into dir, which must not exist (OZ_EEXIST). With an
+ * overlay, the overlay is flushed first, so the checkpoint holds every
+ * write applied before the call. */
 int kv_checkpoint(struct kv *kv, const char *dir, char *errmsg);
 
-/* Latest sequence number (for Recon's incremental sync). */
+/* Latest sequence number (for Recon's incremental sync). Counts written
+ * batches only: overlay writes get theirs when flushed. */
 uint64_t kv_latest_sequence(struct kv *kv);
+
+/* ---- Overlay: applied but not yet written (DESIGN.md §8 double buffer) --
+ *
+ * An overlay makes kv_overlay_apply() cheap: the batch goes into memory
+ * (a RocksDB WriteBatchWithIndex) and is visible at once to every reader
+ * of this kv, kv_get and kv_iter_* included, so modules that read the
+ * database need not know the overlay exists. kv_overlay_flush() writes
+ * everything applied so far to RocksDB with one atomic write. A crash
+ * loses what was not flushed: the caller must be able to apply it again
+ * (the OM re-applies raft entries after the flushed #TRANSACTIONINFO).
+ *
+ * With an overlay attached:
+ * - kv_write, kv_put and kv_delete apply their batch to the overlay and
+ *   flush it (sync as asked): older applies reach the disk first, in order.
+ * - kv_checkpoint flushes first; kv_close flushes (synced) before closing.
+ * - kv_write_raw is refused (OZ_ESTATE).
+ * - An iterator opened while the overlay holds writes keeps a read lock
+ *   until kv_iter_free (call it on the thread that opened it): applies
+ *   and flushes wait for it, and so do new readers on other threads once
+ *   one of those waits (the lock prefers writers). Keep such iterators
+ *   short, and never apply, flush or write this kv from a thread that
+ *   holds one (it would wait for itself). Gets and iterators nested inside
+ *   an open iterator on the same thread are fine.
+ * - Flushes are serialised; applies and reads continue during a flush's
+ *   disk write (it writes a frozen copy while new applies go to a fresh
+ *   batch). */
+
+/* Counts of applied batches (kv_overlay_apply calls), their operations
+ * and encoded bytes, and the tag of the latest one. */
+struct kv_overlay_stats
+{
+    uint64_t batches;
+    uint64_t ops;
+    uint64_t bytes;
+    uint64_t last_tag;
+};
+
+/* Attaches an empty overlay. Call before other threads use kv. 0 (also
+ * when one is attached already), OZ_EINVAL for a read-only kv, OZ_ENOMEM.
+ * It lives until kv_close. */
+int kv_overlay_enable(struct kv *kv, char *errmsg);
+bool kv_overlay_enabled(const struct kv *kv);
+
+/* Adds b (borrowed; not modified) to the overlay atomically: a reader
+ * sees all of b or none of it. tag is the caller's label, e.g. the raft
+ * index of the entry b applies; UINT64_MAX is reserved. *pending (may be
+ * NULL) gets what is now unflushed. OZ_ESTATE without an overlay; a batch
+ * that failed to build or names a family that is not open is refused whole
+ * like kv_write. */
+int kv_overlay_apply(struct kv *kv,
+                     const struct kv_batch *b,
+                     uint64_t tag,
+                     struct kv_overlay_stats *pending,
+                     char *errmsg);
+
+/* Writes every applied batch to RocksDB in one atomic write (sync: fsync
+ * the WAL; also when nothing is pending, so earlier unsynced flushes
+ * become durable). *flushed (may be NULL) gets what was written, last_tag
+ * being the tag of the newest batch written. 0 without an overlay or
+ * with nothing to write. On failure (OZ_EIO..., or OZ_EFAULT from fault
+ * point "kv.overlay.flush") nothing is lost: the batches stay visible and
+ * the next flush retries them first. */
+int kv_overlay_flush(struct kv *kv,
+                     bool sync,
+                     struct kv_overlay_stats *flushed,
+                     char *errmsg);
+
+/* What is applied and not yet flushed (zeros without an overlay). */
+void kv_overlay_pending(struct kv *kv, struct kv_overlay_stats *out);
 
 /* ---- WAL updates (Recon's incremental sync of OM, DESIGN.md §9) ---- */
 

@@ -3,6 +3,14 @@ processes with free ports in one directory (DESIGN.md §3 deploy/local).
 
 Used by the README's first command, the integration tests and the
 benchmarks. Python 3 standard library only.
+
+The cluster is described in <base_dir>/cluster.json (the manifest of the
+orchestrator's local backend, admin-cli/orch.h): every node's executable,
+arguments, environment, log and pid, rewritten at every start and stop.
+`ozone admin upgrade run --backend local` stops and starts nodes from it
+and records their new pids and binaries there; LocalCluster.adopt() takes
+those processes over (AdoptedProcess), so Node.stop() and
+LocalCluster.stop() still end every daemon of the cluster.
 """
 import json
 import os
@@ -38,6 +46,102 @@ def _pid_alive(pid):
         return False
     except PermissionError:
         return True
+
+
+def _proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (index 0 is
+    the state letter), or None when the process is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except (OSError, ValueError):
+        return None
+    rp = text.rfind(")")  # the command name may hold spaces and parens
+    return text[rp + 2:].split() if rp >= 0 else None
+
+
+def _cmdline(pid):
+    """argv of pid, or None when it cannot be read (gone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0")[:-1]]
+
+
+def _holds_in_order(argv, words):
+    """Whether argv holds words in this order (other words may sit between
+    them: a wrapper adds options, as the backend allows too)."""
+    it = iter(argv)
+    return all(any(a == w for a in it) for w in words)
+
+
+ADOPTED_EXIT_UNKNOWN = -256
+"""AdoptedProcess.returncode of a process that ended without this process
+seeing its exit status (it was not our child and its parent reaped it)."""
+
+
+class AdoptedProcess:
+    """A daemon this Python process did not start: the orchestrator's local
+    backend started it (double fork, its own session) and recorded its pid
+    in the manifest. The part of subprocess.Popen that Node and the tests
+    use: pid, returncode, poll(), wait(timeout), send_signal(), kill(),
+    terminate(). A zombie (state Z) or a missing process counts as exited;
+    so does a pid that now belongs to another process (its start time
+    differs from the one seen at adoption)."""
+
+    def __init__(self, pid, args=None):
+        self.pid = pid
+        self.args = list(args or [])
+        self.returncode = None
+        st = _proc_stat(pid)
+        # Field 22 of stat (index 19 here): start time in clock ticks.
+        self._start = st[19] if st and len(st) > 19 else None
+        if st is None or st[0] in ("Z", "X"):
+            self._exited(st)
+
+    def _exited(self, st):
+        # Field 52 (exit_code, Linux >= 3.5) holds a zombie's wait status.
+        code = ADOPTED_EXIT_UNKNOWN
+        if st is not None and st[0] == "Z" and len(st) > 49:
+            try:
+                code = os.waitstatus_to_exitcode(int(st[49]))
+            except (ValueError, AttributeError):
+                pass
+        self.returncode = code
+
+    def poll(self):
+        if self.returncode is None:
+            st = _proc_stat(self.pid)
+            if st is not None and self._start is not None and (
+                    len(st) <= 19 or st[19] != self._start):
+                st = None  # the pid belongs to another process now
+            if st is None or st[0] in ("Z", "X"):
+                self._exited(st)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args or self.pid,
+                                                timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
 
 
 def _claim(port):
@@ -144,7 +248,11 @@ class Node:
         # Extra environment of the process, e.g. {"OZONE_FAULT":
         # "scm.finalize.after_persist:crash"} for crash-injection tests.
         self.env = {}
-        self.proc = None
+        self.proc = None            # subprocess.Popen, or AdoptedProcess
+        self.start_extra = ()       # the extra arguments of the last start
+        # The pid this process last wrote for the node in the manifest (0:
+        # not running), to tell our own record from the orchestrator's.
+        self.manifest_pid = 0
         self.log_path = os.path.join(cluster.base_dir, "logs",
                                      name + ".log")
 
@@ -173,11 +281,30 @@ class Node:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         log = open(self.log_path, "ab")
         env = dict(os.environ, **self.env) if self.env else None
+        self.start_extra = tuple(extra)
         self.proc = subprocess.Popen(self.command(*extra), stdout=log,
                                      stderr=subprocess.STDOUT,
                                      start_new_session=True, env=env)
         log.close()
         self.cluster.write_pids()
+
+    def manifest_entry(self):
+        """The node's entry of cluster.json (admin-cli/orch.h): its
+        executable, the arguments after it as command() builds them for
+        the last start, environment, log, pid (0: not running) and
+        addresses."""
+        cmd = self.command(*self.start_extra)
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "binary": os.path.abspath(cmd[0]),
+            "args": cmd[1:],
+            "env": dict(self.env),
+            "log": self.log_path,
+            "pid": self.proc.pid if self.alive() else 0,
+            "rpc_address": self.rpc_address,
+            "http_address": "127.0.0.1:%d" % self.http_port,
+        }
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -253,6 +380,9 @@ class LocalCluster:
             "ozone.rpc.timeout": "10s",
         }
         self.nodes = []
+        # Processes of ours that a node no longer holds but that still
+        # ran when it moved to another one (see adopt()); stop() ends them.
+        self.strays = []
         scm_port = free_port()
         self.scm = self._add("scm", "scm", {
             "ozone.scm.db.dirs": self._dir("scm"),
@@ -358,15 +488,127 @@ class LocalCluster:
         with open(os.path.join(self.conf_dir, "ozone-site.xml"), "w") as f:
             f.write(site_xml(self.props))
 
-    def write_pids(self):
-        path = os.path.join(self.base_dir, "pids.json")
-        pids = {n.name: n.proc.pid for n in self.nodes if n.alive()}
+    MANIFEST_VERSION = 1
+
+    @property
+    def manifest_path(self):
+        """cluster.json: the manifest of the orchestrator's local backend
+        (its default --local-manifest is <conf dir>/../cluster.json)."""
+        return os.path.join(self.base_dir, "cluster.json")
+
+    def manifest(self):
+        """The manifest as written now (admin-cli/orch.h)."""
+        return {"version": self.MANIFEST_VERSION, "conf_dir": self.conf_dir,
+                "nodes": [n.manifest_entry() for n in self.nodes]}
+
+    def read_manifest(self):
+        """The manifest on disk (as the orchestrator may have rewritten
+        it), or None when there is none or it does not parse."""
         try:
-            with open(path + ".tmp", "w") as f:
-                json.dump(pids, f)
-            os.replace(path + ".tmp", path)
-        except OSError:
+            with open(self.manifest_path) as f:
+                m = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(m, dict) or not isinstance(m.get("nodes"), list):
+            return None
+        return m
+
+    def write_pids(self):
+        """Writes pids.json ({name: pid} of the running nodes) and the
+        manifest, each atomically. Adopts first, so that the pids and
+        binaries the orchestrator recorded are kept, not overwritten with
+        this process's stale view."""
+        try:
+            self.adopt()
+        except Exception:  # noqa: BLE001 - writing must go on
             pass
+        os.makedirs(self.base_dir, exist_ok=True)
+        pids = {n.name: n.proc.pid for n in self.nodes if n.alive()}
+        _write_json(os.path.join(self.base_dir, "pids.json"), pids)
+        m = self.manifest()
+        if _write_json(self.manifest_path, m):
+            for n, e in zip(self.nodes, m["nodes"]):
+                n.manifest_pid = e["pid"]
+
+    def adopt(self):
+        """Takes over what the manifest says about each node when another
+        program (the orchestrator's local backend) changed it: for a node
+        whose manifest pid differs both from the one we last wrote and from
+        the process this object holds, reaps our own process (the other
+        program stopped it; one that still runs is kept in self.strays for
+        stop()), holds the manifest's pid as an AdoptedProcess when that
+        process runs the node's arguments (else nothing), and sets
+        node.binary to the manifest's binary. Entries nobody else changed
+        are left alone (so is a cluster left running by 'ozone-local
+        start'). Returns the nodes that changed."""
+        m = self.read_manifest()
+        if m is None:
+            return []
+        by_name = {n.name: n for n in self.nodes}
+        changed = []
+        for e in m["nodes"]:
+            n = by_name.get(e.get("name")) if isinstance(e, dict) else None
+            if n is None:
+                continue
+            try:
+                pid = int(e.get("pid") or 0)
+            except (TypeError, ValueError):
+                continue
+            if pid == n.manifest_pid:
+                continue  # what we wrote: nobody changed it
+            own = n.proc.pid if n.proc is not None else 0
+            n.manifest_pid = pid
+            if pid == own:
+                continue
+            if n.proc is not None:
+                self._let_go(n)
+            binary = e.get("binary")
+            if isinstance(binary, str) and binary:
+                n.binary = binary
+            args = e.get("args")
+            args = [a for a in args if isinstance(a, str)] \
+                if isinstance(args, list) else []
+            if pid > 0:
+                p = AdoptedProcess(pid, [n.binary] + args)
+                if p.poll() is None and _holds_in_order(
+                        _cmdline(pid) or [], args):
+                    n.proc = p
+            changed.append(n)
+        return changed
+
+    def _let_go(self, n, grace=2.0):
+        """n's process was replaced by another program: reap ours (it was
+        stopped; give it grace seconds to finish exiting)."""
+        proc, n.proc = n.proc, None
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.strays.append(proc)
+
+    def _stop_strays(self, timeout=30.0):
+        """Ends the processes of this cluster that no node holds: those in
+        self.strays and any daemon of this configuration directory (one
+        the orchestrator started but had not recorded when it was killed),
+        except those of nodes left running on purpose."""
+        kept = {n.manifest_pid for n in self.nodes
+                if n.proc is None and n.manifest_pid}
+        procs = list(self.strays)
+        self.strays = []
+        held = {p.pid for p in procs}
+        procs += [AdoptedProcess(pid) for pid in daemon_pids(self.conf_dir)
+                  if pid not in kept and pid not in held]
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
 
     def start(self):
         """Initialises (first time) and starts every node; waits until all
@@ -389,12 +631,22 @@ class LocalCluster:
             n.wait_ready()
 
     def stop(self):
-        """Stops every node, newest-first; never raises."""
+        """Stops every node, newest-first, after adopting the processes
+        the orchestrator started, then any other daemon of this cluster;
+        never raises."""
+        try:
+            self.adopt()
+        except Exception:  # noqa: BLE001 - teardown must go on
+            pass
         for n in reversed(self.nodes):
             try:
                 n.stop()
             except Exception:  # noqa: BLE001 - teardown must go on
                 pass
+        try:
+            self._stop_strays()
+        except Exception:  # noqa: BLE001 - teardown must go on
+            pass
 
     def ozone_cmd(self, *args, check=True, timeout=120, input_bytes=None):
         """Runs the ozone CLI against this cluster; returns CompletedProcess
@@ -422,34 +674,99 @@ class LocalCluster:
         return False
 
 
+def daemon_pids(conf_dir):
+    """Pids of every running daemon whose command line is `... <kind> ...
+    --conf <conf_dir> ...` (kind: scm, om, datanode, recon; as the binary's
+    first argument, or the second behind a wrapper script): the daemons of
+    the cluster configured there, whoever started them."""
+    pids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for d in entries:
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        argv = _cmdline(int(d))
+        if not argv:
+            continue
+        kinds = [i for i, a in enumerate(argv[1:3], 1)
+                 if a in ("scm", "om", "datanode", "recon")]
+        if not kinds:
+            continue
+        rest = argv[kinds[0] + 1:]
+        if any(a == "--conf" and b == conf_dir
+               for a, b in zip(rest, rest[1:])):
+            st = _proc_stat(int(d))
+            if st is not None and st[0] not in ("Z", "X"):
+                pids.append(int(d))
+    return pids
+
+
+def _write_json(path, obj):
+    """Writes obj to path atomically (temp file, rename); False on error."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return False
+
+
 def stop_from_pidfile(base_dir, timeout=30.0):
-    """Stops a cluster started by 'ozone-local start' in another process."""
+    """Stops a cluster started by 'ozone-local start' in another process:
+    the pids of pids.json and of the manifest (which also holds the
+    processes 'ozone admin upgrade run --backend local' started), and any
+    other daemon of the cluster's configuration directory. A recorded pid
+    whose command line does not name that directory belongs to another
+    process now and is left alone. Returns how many processes were
+    stopped."""
+    base_dir = os.path.abspath(base_dir)
+    conf_dir = os.path.join(base_dir, "conf")
     path = os.path.join(base_dir, "pids.json")
+    manifest_path = os.path.join(base_dir, "cluster.json")
+    pids = set()
     try:
         with open(path) as f:
-            pids = json.load(f)
-    except (OSError, ValueError):
-        return 0
-    for pid in pids.values():
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+            pids |= {int(p) for p in json.load(f).values()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    manifest = None
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        pids |= {int(e.get("pid") or 0) for e in manifest["nodes"]}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        manifest = None
+    pids = {p for p in pids if p > 0 and
+            _holds_in_order(_cmdline(p) or [], ["--conf", conf_dir])}
+    pids = sorted(pids | set(daemon_pids(conf_dir)))
+    procs = [AdoptedProcess(p) for p in pids]
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for pid in pids.values():
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    os.unlink(path)
-    return len(pids)
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    if manifest is not None:
+        for e in manifest["nodes"]:
+            if isinstance(e, dict):
+                e["pid"] = 0
+        _write_json(manifest_path, manifest)
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    return len(procs)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
  * OmAdminService handlers, which propose writes to the raft log and wait,
  * and read RocksDB directly after the read gate; libmicrohttpd threads
  * serve /prom, /healthz, /version). The raft thread (common/consensus)
- * applies committed entries to RocksDB and takes and installs snapshots
- * (om_ha.h).
+ * applies committed entries to the double buffer and takes and installs
+ * snapshots (om_ha.h); the flusher thread writes the double buffer to
+ * RocksDB (om_buffer.c); the open key cleanup thread scans for expired
+ * open keys on the leader (om_cleanup.c).
  */
 #include "om.h"
 

@@ -277,11 +277,15 @@ static enum rpc_handler_result prepare_status(void *data,
         (Ozone__Om__OmPrepareStatusResponse *)resp_msg;
     uint64_t prepared = 0;
     const char *status = "NOT_PREPARED";
+    enum om_prepare_state ps = om_ha_prepare_state(ha, &prepared);
 
-    om_ha_prepare_state(ha, &prepared);
-    if (prepared > 0) {
+    /* Ozone's states: the gate closes when the entry is applied; the OM
+     * is prepared once its snapshot is taken and its log purged. */
+    if (ps == OM_PREPARE_COMPLETED) {
         status = prepared >= req->txn_id ? "PREPARE_COMPLETED"
                                          : "PREPARE_GATE_ENABLED";
+    } else if (ps == OM_PREPARE_GATE_ENABLED) {
+        status = "PREPARE_GATE_ENABLED";
     }
     resp->status = rpc_call_strdup(call, status);
     resp->prepared_index = prepared;

@@ -730,6 +730,8 @@ static apply_fn apply_for(const Ozone__Om__OmWriteOp *op)
             return op->prepare ? apply_prepare : NULL;
         case OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE:
             return op->cancel_prepare ? apply_cancel_prepare : NULL;
+        case OZONE__OM__OM_WRITE_OP__OP_DELETE_OPEN_KEYS:
+            return op->delete_open_keys ? om_apply_delete_open_keys : NULL;
         default:
             return om_upgrade_apply_for(op); /* om_features.c */
     }
@@ -760,6 +762,8 @@ const char *om_op_name(const Ozone__Om__OmWriteOp *op)
             return "Prepare";
         case OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE:
             return "CancelPrepare";
+        case OZONE__OM__OM_WRITE_OP__OP_DELETE_OPEN_KEYS:
+            return "DeleteOpenKeys";
         default: {
             const char *name = om_upgrade_op_name(op);
             return name != NULL ? name : "Unknown";
@@ -770,8 +774,10 @@ const char *om_op_name(const Ozone__Om__OmWriteOp *op)
 static void put_applied_index(struct om *om, struct kv_batch *b, uint64_t index)
 {
     char text[48];
-    /* Ozone's TransactionInfo "<term>#<index>"; term 0 until Raft. */
-    int n = snprintf(text, sizeof(text), "0#%" PRIu64, index);
+    /* Ozone's TransactionInfo "<term>#<index>": the raft term of the
+     * entry (om_apply_write), the same on every OM. */
+    int n = snprintf(text, sizeof(text), "%" PRIu64 "#%" PRIu64, om->apply_term,
+                     index);
 
     kv_batch_put(b, om->cf[OM_META_TABLE], OM_TRANSACTION_INFO_KEY,
                  strlen(OM_TRANSACTION_INFO_KEY), text, (size_t)n);
@@ -804,6 +810,9 @@ void om_apply(struct om *om,
     fn = apply_for(op);
     if (fn != NULL && op->op_case != OZONE__OM__OM_WRITE_OP__OP_PREPARE &&
         op->op_case != OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE &&
+        /* orchestration metadata, accepted while prepared (om_orch.h) */
+        op->op_case != OZONE__OM__OM_WRITE_OP__OP_UPGRADE_LEASE &&
+        op->op_case != OZONE__OM__OM_WRITE_OP__OP_UPGRADE_JOURNAL &&
         om_read_prepared_index(om, &applied) == 0) {
         om_result_set(res,
                       OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_WHEN_PREPARED,
@@ -827,21 +836,27 @@ void om_apply(struct om *om,
 
 int om_submit(struct om *om, Ozone__Om__OmWriteOp *op, struct om_result *res)
 {
+    uint64_t term;
+
     pthread_mutex_lock(&om->write_lock);
     if (op->index == 0) {
         op->index = om->applied_index + 1;
     }
+    term = om->apply_term; /* no log here: the term does not change */
     pthread_mutex_unlock(&om->write_lock);
-    return om_apply_write(om, op, true, res);
+    return om_apply_write(om, op, term, true, res);
 }
 
 int om_apply_write(struct om *om,
                    const Ozone__Om__OmWriteOp *op,
+                   uint64_t term,
                    bool sync,
                    struct om_result *res)
 {
     char errmsg[OZ_ERRMSG_SIZE] = "";
     struct kv_batch *b = kv_batch_new();
+    struct kv_overlay_stats pending = {0, 0, 0, 0};
+    bool buffered = false;
     int rc = 0;
 
     memset(res, 0, sizeof(*res));
@@ -851,10 +866,15 @@ int om_apply_write(struct om *om,
         return OZ_ENOMEM;
     }
     pthread_mutex_lock(&om->write_lock);
+    om->apply_term = term;
     om_apply(om, op, b, res);
     if (!res->replayed && kv_batch_count(b) > 0) {
         rc = fault_hit("om.submit.write");
-        if (rc == 0) {
+        if (rc == 0 && om->buffer != NULL) {
+            /* Double buffer: visible now, written by the flusher. */
+            rc = kv_overlay_apply(om->kv, b, op->index, &pending, errmsg);
+            buffered = rc == 0;
+        } else if (rc == 0) {
             rc = kv_write(om->kv, b, sync, errmsg);
         } else {
             oz_errmsg_printf(errmsg, "injected fault 'om.submit.write'");
@@ -874,5 +894,17 @@ int om_apply_write(struct om *om,
     }
     pthread_mutex_unlock(&om->write_lock);
     kv_batch_free(b);
+    if (buffered) {
+        om_buffer__applied(om, &pending);
+    }
+    if (rc == 0 && sync && om->buffer != NULL) {
+        rc = om_buffer_flush(om, true, errmsg);
+        if (rc != 0) {
+            om_result_set(res, OZONE__RESULT_CODE__INTERNAL_ERROR,
+                          "cannot flush operation %" PRIu64
+                          " to the OM metadata DB: %s; check the OM's disk",
+                          op->index, errmsg);
+        }
+    }
     return rc;
 }

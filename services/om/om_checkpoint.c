@@ -23,6 +23,7 @@
  * build never blocks /prom.
  */
 #include "om_recon.h"
+#include "om_service.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -188,8 +189,13 @@ static void http_db_checkpoint(void *data,
     snprintf(dir, sizeof(dir), "%s/ckpt-%lld-%llu", base, (long long)time(NULL),
              ++build_counter);
     snprintf(tar_path, sizeof(tar_path), "%s.tar", dir);
+    /* Applied entries in the double buffer go to RocksDB first, so the
+     * sequence read next covers them and the checkpoint holds them. */
+    rc = om_buffer_flush(&((struct om_service *)d->state)->om, false, errmsg);
     seq = kv_latest_sequence(d->kv);
-    rc = kv_checkpoint(d->kv, dir, errmsg);
+    if (rc == 0) {
+        rc = kv_checkpoint(d->kv, dir, errmsg);
+    }
     if (rc == 0) {
         rc = archive(dir, tar_path, seq, errmsg);
     }

@@ -69,11 +69,19 @@ void om_result_set(struct om_result *res,
 
 int om_read_applied_index(struct om *om, uint64_t *out)
 {
+    uint64_t term = 0;
+
+    return om_read_transaction_info(om, &term, out);
+}
+
+int om_read_transaction_info(struct om *om, uint64_t *term, uint64_t *out)
+{
     void *val = NULL;
     size_t len = 0;
     int rc;
 
     *out = 0;
+    *term = 0;
     rc = kv_get(om->kv, om->cf[OM_META_TABLE], OM_TRANSACTION_INFO_KEY,
                 strlen(OM_TRANSACTION_INFO_KEY), &val, &len);
     if (rc == OZ_ENOTFOUND) {
@@ -84,17 +92,22 @@ int om_read_applied_index(struct om *om, uint64_t *out)
     }
     /* kv_get NUL-terminates past len. */
     const char *hash = memchr(val, '#', len);
-    char *end = NULL;
-    unsigned long long index = 0;
+    char *end = NULL, *tend = NULL;
+    unsigned long long index = 0, t = 0;
     if (hash != NULL && hash[1] >= '0' && hash[1] <= '9') {
         index = strtoull(hash + 1, &end, 10);
     }
-    if (end == NULL || end != (char *)val + len) {
+    if (hash != NULL && hash != (const char *)val &&
+        ((const char *)val)[0] >= '0' && ((const char *)val)[0] <= '9') {
+        t = strtoull(val, &tend, 10);
+    }
+    if (end == NULL || end != (char *)val + len || tend != hash) {
         free(val);
         return OZ_ECORRUPT;
     }
     free(val);
     *out = index;
+    *term = t;
     return 0;
 }
 

@@ -12,6 +12,7 @@
  * reply's version header).
  */
 #include "om_recon.h"
+#include "om_service.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -50,6 +51,12 @@ static enum rpc_handler_result handle_db_updates(
     metrics_add(metrics_get("ozone_om_db_updates_calls_total", "",
                             METRIC_COUNTER, "DBUpdates calls (Recon)"),
                 1);
+    /* Recon sees applied writes once flushed: flush now rather than wait
+     * for the double buffer's timer. */
+    if (om_buffer_flush(&((struct om_service *)d->state)->om, false, errmsg) !=
+        0) {
+        log_warn("DBUpdates: double buffer flush failed: %s", errmsg);
+    }
     /* The latest sequence first: the batches sent are at or below it
      * only if read after, which the reader does not rely on. */
     resp->latest_sequence = kv_latest_sequence(d->kv);

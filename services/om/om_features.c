@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "om_names.h"
+#include "om_orch.h"
 #include "om_service.h"
 
 /* S3's limits on object tags. */
@@ -509,7 +510,7 @@ om_upgrade_apply_fn om_upgrade_apply_for(const Ozone__Om__OmWriteOp *op)
         case OZONE__OM__OM_WRITE_OP__OP_FINALIZE:
             return op->finalize ? apply_finalize : NULL;
         default:
-            return NULL;
+            return om_orch_apply_for(op); /* lease, journal: om_orch.c */
     }
 }
 
@@ -525,7 +526,7 @@ const char *om_upgrade_op_name(const Ozone__Om__OmWriteOp *op)
         case OZONE__OM__OM_WRITE_OP__OP_FINALIZE:
             return "FinalizeUpgrade";
         default:
-            return NULL;
+            return om_orch_op_name(op); /* lease, journal: om_orch.c */
     }
 }
 

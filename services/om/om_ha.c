@@ -360,9 +360,12 @@ int om_ha_open(struct om_ha *ha,
 {
     struct consensus_peer peers[OM_HA_MAX_NODES];
     struct consensus_config cfg;
+    struct om_buffer_config buf_cfg;
     long long threshold = 0;
     long long trailing = 0;
     long long election_ms = 0;
+    long long buf_entries = 0;
+    long long buf_ms = 0;
     int rc;
 
     memset(ha, 0, sizeof(*ha));
@@ -380,8 +383,24 @@ int om_ha_open(struct om_ha *ha,
                            "ozone.om.ratis.log.purge.preservation.log.num",
                            1024, &trailing, errmsg)) != 0 ||
         (rc = conf_get_duration_ms(d->conf, "ozone.om.ratis.minimum.timeout",
-                                   "1s", &election_ms, errmsg)) != 0) {
+                                   "1s", &election_ms, errmsg)) != 0 ||
+        (rc = conf_get_int(d->conf, "ozone.om.ratis.double.buffer.max.entries",
+                           1000, &buf_entries, errmsg)) != 0 ||
+        (rc = conf_get_duration_ms(
+             d->conf, "ozone.om.ratis.double.buffer.flush.interval", "10ms",
+             &buf_ms, errmsg)) != 0) {
         return rc;
+    }
+    if (buf_entries < 1 || buf_entries > 1000000 || buf_ms < 1 ||
+        buf_ms > 60000) {
+        oz_errmsg_printf(errmsg,
+                         "invalid OM double buffer settings: "
+                         "'ozone.om.ratis.double.buffer.max.entries' %lld "
+                         "(1..1000000), "
+                         "'ozone.om.ratis.double.buffer.flush.interval' %lld "
+                         "ms (1..60000)",
+                         buf_entries, buf_ms);
+        return OZ_ECONFIG;
     }
     if (threshold < 1 || threshold > 100000000 || trailing < 0 ||
         trailing > 100000000 || election_ms < 100 || election_ms > 60000) {
@@ -405,6 +424,23 @@ int om_ha_open(struct om_ha *ha,
     ha->snapshots_taken =
         metrics_get("ozone_om_snapshots_total", NULL, METRIC_COUNTER,
                     "Raft snapshots (RocksDB checkpoints) taken by this OM");
+    ha->snapshot_index =
+        metrics_get("ozone_om_snapshot_index", NULL, METRIC_GAUGE,
+                    "Raft index of the latest snapshot this OM took");
+    ha->prepare_snapshot_index = metrics_get(
+        "ozone_om_prepare_snapshot_index", NULL, METRIC_GAUGE,
+        "Index of the snapshot taken for the latest prepare (0: none)");
+    ha->prepare_purged_index = metrics_get(
+        "ozone_om_prepare_purged_index", NULL, METRIC_GAUGE,
+        "Prepare index up to which this OM purged its raft log (0: none)");
+    /* Double buffer (om_buffer.c) before raft: restore and apply may run
+     * during consensus_open. */
+    buf_cfg.max_entries = (uint64_t)buf_entries;
+    buf_cfg.interval_ms = (unsigned)buf_ms;
+    rc = om_buffer_start(om, &buf_cfg, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
 
     for (unsigned i = 0; i < ha->n_nodes; i++) {
         peers[i].id = ha->nodes[i].raft_id;
@@ -428,10 +464,18 @@ int om_ha_open(struct om_ha *ha,
     if (rc != 0) {
         oz_errmsg_wrapf(errmsg, "cannot start the OM raft server '%s'",
                         cfg.name);
+        om_buffer_stop(om);
         return rc;
     }
     if (!ha->has_service && wait_for_leader(ha, 10000) != 0) {
         log_warn("one-node OM raft group did not elect itself within 10s");
+    }
+    rc = om_cleanup_start(ha, errmsg);
+    if (rc != 0) {
+        consensus_close(ha->c);
+        ha->c = NULL;
+        om_buffer_stop(om);
+        return rc;
     }
     log_info("OM raft server '%s' (raft id %" PRIu64
              ", %s) started: %s, %u node(s), applied index %" PRIu64,
@@ -469,8 +513,10 @@ void om_ha_close(struct om_ha *ha)
     if (ha == NULL || ha->d == NULL) {
         return;
     }
+    om_cleanup_stop(ha);
     consensus_close(ha->c); /* transfers leadership first when leading */
     ha->c = NULL;
+    om_buffer_stop(ha->om); /* no apply runs any more: flush, synced */
     pthread_cond_destroy(&ha->read_cond);
     pthread_mutex_destroy(&ha->mu);
     ha->d = NULL;
@@ -507,11 +553,15 @@ enum om_prepare_state om_ha_prepare_state(struct om_ha *ha,
 {
     pthread_mutex_lock(&ha->mu);
     uint64_t p = ha->prepared_index;
+    uint64_t pending = ha->prepare_pending;
     pthread_mutex_unlock(&ha->mu);
     if (prepared_index != NULL) {
-        *prepared_index = p;
+        *prepared_index = p > 0 ? p : pending;
     }
-    return p > 0 ? OM_PREPARE_COMPLETED : OM_NOT_PREPARED;
+    if (p > 0 && pending == 0) {
+        return OM_PREPARE_COMPLETED;
+    }
+    return pending > 0 ? OM_PREPARE_GATE_ENABLED : OM_NOT_PREPARED;
 }
 
 /* One barrier for every reader that arrived before it was issued. */
@@ -557,7 +607,7 @@ bool om_ha_check(struct om_ha *ha,
         return false;
     }
     if (write) {
-        if (om_ha_prepare_state(ha, NULL) == OM_PREPARE_COMPLETED) {
+        if (om_ha_prepare_state(ha, NULL) != OM_NOT_PREPARED) {
             om_result_set(
                 res, OZONE__RESULT_CODE__NOT_SUPPORTED_OPERATION_WHEN_PREPARED,
                 "cannot apply write request %s: OM is prepared for upgrade; "

@@ -4,7 +4,9 @@
  * Every OM, single or in a service, runs the same path: a write handler
  * builds an OmWriteOp, om_ha_submit() proposes it to the raft group and
  * waits; the FSM apply callback (raft thread) runs om_apply() on every OM
- * at the entry's raft index and writes the batch with #TRANSACTIONINFO.
+ * at the entry's raft index and term and puts the batch, with
+ * #TRANSACTIONINFO "<term>#<index>", into the double buffer (om_buffer.c),
+ * which a flusher thread writes to RocksDB in batches.
  *
  * Configuration (Ozone's keys, DESIGN.md §8): with ozone.om.service.ids
  * set, the service is its first id <sid>; ozone.om.nodes.<sid> lists the
@@ -37,12 +39,18 @@
  *
  * Prepare (DESIGN.md §6.8): a Prepare entry stores #PREPAREDINFO (its
  * index) in the applying batch; om_apply then refuses every other write on
- * every OM. After applying it this node writes current/prepareMarker.
- * CancelPrepare deletes both.
+ * every OM. Applying it also flushes (synced) the double buffer and asks
+ * consensus for a snapshot and a log purge up to it; once done this node
+ * writes current/prepareMarker and reports PREPARE_COMPLETED (before:
+ * PREPARE_GATE_ENABLED). CancelPrepare deletes key and marker.
+ *
+ * Open key cleanup (om_cleanup.c): the leader deletes expired open keys
+ * through DeleteOpenKeys entries.
  *
  * Threads: handlers (rpc threads) call om_ha_submit/om_ha_check; the FSM
- * callbacks run on the raft thread; om->write_lock serialises applies with
- * snapshot restore.
+ * callbacks and consensus completions run on the raft thread;
+ * om->write_lock serialises applies with snapshot restore; the double
+ * buffer's flusher and the open key cleanup have a thread each.
  */
 #ifndef OZONE_OM_HA_H
 #define OZONE_OM_HA_H
@@ -77,6 +85,7 @@ struct om_ha_result
 
 enum om_prepare_state {
     OM_NOT_PREPARED = 0,
+    OM_PREPARE_GATE_ENABLED, /* entry applied, snapshot and purge running */
     OM_PREPARE_COMPLETED,
 };
 
@@ -95,7 +104,9 @@ struct om_ha
 
     pthread_mutex_t mu; /* results, prepare state, read barrier */
     struct om_ha_result results[OM_HA_RESULTS];
-    uint64_t prepared_index; /* 0: not prepared */
+    uint64_t prepared_index;   /* 0: not prepared */
+    uint64_t prepare_pending;  /* prepare applied, log purge running */
+    uint64_t prepare_snapshot; /* first snapshot at or past it */
     /* Shared read barrier (see the top comment). */
     pthread_cond_t read_cond;
     uint64_t read_seq;
@@ -104,6 +115,10 @@ struct om_ha
 
     struct metric *snapshot_installs;
     struct metric *snapshots_taken;
+    struct metric *snapshot_index;         /* latest snapshot taken */
+    struct metric *prepare_snapshot_index; /* first one at/after prepare */
+    struct metric *prepare_purged_index;   /* log purged up to (prepare) */
+    struct om_cleanup *cleanup;            /* om_cleanup.c */
 };
 
 /* Daemon configure hook (before storage and servers): resolves this node
@@ -153,6 +168,10 @@ const struct om_ha_node *om_ha_node_by_name(const struct om_ha *ha,
 
 enum om_prepare_state om_ha_prepare_state(struct om_ha *ha,
                                           uint64_t *prepared_index);
+
+/* OpenKeyCleanupService (om_cleanup.c): starts / stops its thread. */
+int om_cleanup_start(struct om_ha *ha, char *errmsg);
+void om_cleanup_stop(struct om_ha *ha);
 
 /* Registers ozone.om.OmAdminService on d->rpc (om_admin.c). */
 int om_admin_register(struct om_ha *ha, char *errmsg);

@@ -2,10 +2,21 @@
  * All three run on the raft thread (restore of the local snapshot also on
  * the opener's thread during consensus_open, before handlers run).
  *
+ * Prepare (DESIGN.md §6.8): applying the Prepare entry stores
+ * #PREPAREDINFO in its batch (om_apply: every OM refuses later writes the
+ * same way), flushes and fsyncs the double buffer (applied and flushed
+ * index reach the entry), and asks consensus to snapshot and purge the log
+ * up to it; once that completed, prepare_purged() writes
+ * current/prepareMarker and closes the handlers' write gate: the OM
+ * reports PREPARE_COMPLETED.
+ *
  * Snapshot format: a tar (common/tar.h) of a RocksDB checkpoint of the OM
- * DB, flat files only. Restore checks the archive, opens the checkpoint
- * read-only, checks that its #TRANSACTIONINFO is the snapshot's index and
- * replaces every OM table's contents in one atomic batch. */
+ * DB, flat files only. Its metaTable holds the raft index of the snapshot
+ * (OM_RAFT_SNAPSHOT_KEY), which can be past #TRANSACTIONINFO: raft's own
+ * entries (barriers, configuration changes) are not applied to the
+ * tables. Restore checks the archive, opens the checkpoint read-only,
+ * checks both indexes and replaces every OM table's contents in one
+ * atomic batch. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -62,25 +73,69 @@ void om_ha__take_result(struct om_ha *ha,
 
 /* ---- apply ---- */
 
+/* consensus_snapshot_now's completion (raft thread): the log holds no
+ * entry at or below the prepare index any more. */
+static void prepare_purged(void *arg, int status)
+{
+    struct om_ha *ha = arg;
+    struct consensus_status st;
+    uint64_t index, in_db = 0;
+
+    pthread_mutex_lock(&ha->mu);
+    index = ha->prepare_pending;
+    ha->prepare_pending = 0;
+    pthread_mutex_unlock(&ha->mu);
+    if (status != 0) {
+        log_warn("prepare at index %" PRIu64
+                 ": snapshot and log purge did not complete: %s; the OM "
+                 "stays PREPARE_GATE_ENABLED",
+                 index, oz_strerror(status));
+        return;
+    }
+    if (om_read_prepared_index(ha->om, &in_db) != 0 || in_db != index) {
+        /* Cancelled (or prepared again) meanwhile: that entry decides. */
+        return;
+    }
+    if (om_ha__write_marker(ha, index) != 0) {
+        log_error("cannot write prepare marker '%s': %s", ha->marker_path,
+                  strerror(errno));
+        return;
+    }
+    consensus_status(ha->c, &st);
+    metrics_set(ha->prepare_purged_index, (double)index);
+    pthread_mutex_lock(&ha->mu);
+    ha->prepared_index = index;
+    pthread_mutex_unlock(&ha->mu);
+    log_info("OM prepared for upgrade at index %" PRIu64
+             ": snapshot at %" PRIu64
+             ", raft log purged (first entry kept %" PRIu64
+             "), prepare status PREPARE_COMPLETED, writes refused",
+             index, st.snapshot_index, st.first_index);
+}
+
 static void after_prepare_change(struct om_ha *ha,
                                  const Ozone__Om__OmWriteOp *op,
                                  uint64_t index)
 {
     if (op->op_case == OZONE__OM__OM_WRITE_OP__OP_PREPARE) {
-        if (om_ha__write_marker(ha, index) != 0) {
-            log_error("cannot write prepare marker '%s': %s", ha->marker_path,
-                      strerror(errno));
-        }
         pthread_mutex_lock(&ha->mu);
-        ha->prepared_index = index;
+        ha->prepare_pending = index;
+        ha->prepare_snapshot = 0;
         pthread_mutex_unlock(&ha->mu);
-        log_info("OM prepared for upgrade at index %" PRIu64
-                 ": prepare status PREPARE_COMPLETED, writes refused",
+        log_info("prepare entry applied at index %" PRIu64
+                 " and flushed: taking a snapshot and purging the raft log "
+                 "(PREPARE_GATE_ENABLED)",
                  index);
+        /* Inside this apply: the snapshot follows it in raft's loop. */
+        int rc = consensus_snapshot_now(ha->c, index, prepare_purged, ha);
+        if (rc != 0) {
+            prepare_purged(ha, rc);
+        }
     } else {
         om_ha__remove_marker(ha);
         pthread_mutex_lock(&ha->mu);
         ha->prepared_index = 0;
+        ha->prepare_pending = 0;
         pthread_mutex_unlock(&ha->mu);
         log_info("prepare cancelled at index %" PRIu64 ": writes accepted",
                  index);
@@ -89,6 +144,7 @@ static void after_prepare_change(struct om_ha *ha,
 
 static int fsm_apply(void *ctx,
                      uint64_t index,
+                     uint64_t term,
                      uint32_t type,
                      const void *payload,
                      size_t len)
@@ -114,7 +170,8 @@ static int fsm_apply(void *ctx,
     use->index = index;
     prepare_change = use->op_case == OZONE__OM__OM_WRITE_OP__OP_PREPARE ||
                      use->op_case == OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE;
-    if (om_apply_write(ha->om, use, prepare_change, &res) != 0) {
+    /* Prepare: synced, so the applied and flushed index reach it. */
+    if (om_apply_write(ha->om, use, term, prepare_change, &res) != 0) {
         /* The log holds an entry this node cannot store: continuing would
          * make its tables differ from the others' (DESIGN.md §8.1). */
         log_error("FATAL: cannot store raft entry %" PRIu64
@@ -133,6 +190,25 @@ static int fsm_apply(void *ctx,
 }
 
 /* ---- snapshot ---- */
+
+/* The raft snapshot index recorded in a DB's metaTable, 0 when absent. */
+static uint64_t raft_snapshot_index(struct kv *kv, int meta_cf)
+{
+    void *val = NULL;
+    size_t len = 0;
+    char *end = NULL;
+    uint64_t v = 0;
+
+    if (kv_get(kv, meta_cf, OM_RAFT_SNAPSHOT_KEY, strlen(OM_RAFT_SNAPSHOT_KEY),
+               &val, &len) == 0) {
+        v = strtoull(val, &end, 10);
+        if (len == 0 || end != (char *)val + len) {
+            v = 0;
+        }
+        free(val);
+    }
+    return v;
+}
 
 static void remove_tree(const char *dir)
 {
@@ -224,8 +300,18 @@ static int fsm_snapshot(void *ctx, uint64_t index, struct consensus_writer *w)
     snprintf(tar_path, sizeof(tar_path), "%s/snapshot.tmp.tar",
              ha->d->storage_dir);
     remove_tree(dir);
-    /* Applies run on this thread too: the DB is exactly at index. */
-    rc = kv_checkpoint(ha->om->kv, dir, errmsg);
+    /* Applies run on this thread too: after the flush the DB is exactly
+     * at index (the double buffer holds nothing newer). */
+    rc = om_buffer_flush(ha->om, false, errmsg);
+    if (rc == 0) {
+        char text[24];
+        int n = snprintf(text, sizeof(text), "%" PRIu64, index);
+        rc = kv_put(ha->om->kv, ha->om->cf[OM_META_TABLE], OM_RAFT_SNAPSHOT_KEY,
+                    strlen(OM_RAFT_SNAPSHOT_KEY), text, (size_t)n);
+    }
+    if (rc == 0) {
+        rc = kv_checkpoint(ha->om->kv, dir, errmsg);
+    }
     if (rc == 0) {
         rc = pack_dir(dir, tar_path, errmsg);
     }
@@ -240,6 +326,14 @@ static int fsm_snapshot(void *ctx, uint64_t index, struct consensus_writer *w)
         return rc;
     }
     metrics_add(ha->snapshots_taken, 1);
+    metrics_set(ha->snapshot_index, (double)index);
+    pthread_mutex_lock(&ha->mu);
+    if (ha->prepare_pending != 0 && ha->prepare_snapshot == 0 &&
+        index >= ha->prepare_pending) {
+        ha->prepare_snapshot = index;
+        metrics_set(ha->prepare_snapshot_index, (double)index);
+    }
+    pthread_mutex_unlock(&ha->mu);
     return 0;
 }
 
@@ -344,6 +438,7 @@ static int install(struct om_ha *ha,
                    const char *dir,
                    uint64_t *count,
                    uint64_t *prepared,
+                   uint64_t *applied,
                    char *errmsg)
 {
     struct kv *snap_kv = NULL;
@@ -359,14 +454,20 @@ static int install(struct om_ha *ha,
     if (rc != 0) {
         goto out_kv;
     }
-    if (snap.applied_index != index) {
+    /* Snapshots before OM_RAFT_SNAPSHOT_KEY existed were taken right
+     * after an applied entry. */
+    uint64_t snap_raft = raft_snapshot_index(snap_kv, snap.cf[OM_META_TABLE]);
+    if (snap.applied_index > index ||
+        (snap_raft != 0 ? snap_raft != index : snap.applied_index != index)) {
         oz_errmsg_printf(errmsg,
                          "snapshot for index %" PRIu64
-                         " holds tables at index %" PRIu64,
-                         index, snap.applied_index);
+                         " holds tables at index %" PRIu64
+                         " taken at raft index %" PRIu64,
+                         index, snap.applied_index, snap_raft);
         rc = OZ_ECORRUPT;
         goto out_om;
     }
+    *applied = snap.applied_index;
     if (om_read_prepared_index(&snap, prepared) != 0) {
         *prepared = 0;
     }
@@ -384,10 +485,18 @@ static int install(struct om_ha *ha,
                   OM_TRANSACTION_INFO_KEY, b);
         copy_meta(ha->om, snap_kv, snap.cf[OM_META_TABLE], OM_PREPARED_INFO_KEY,
                   b);
+        copy_meta(ha->om, snap_kv, snap.cf[OM_META_TABLE], OM_RAFT_SNAPSHOT_KEY,
+                  b);
+        /* Applied entries still in the double buffer go first (kv_write
+         * would write them too, in order; this keeps the figures). */
+        rc = om_buffer_flush(ha->om, false, errmsg);
+    }
+    if (rc == 0) {
         rc = kv_write(ha->om->kv, b, true, errmsg);
     }
     if (rc == 0) {
-        ha->om->applied_index = index;
+        ha->om->applied_index = *applied;
+        om_buffer_set_flushed(ha->om, *applied);
     }
     pthread_mutex_unlock(&ha->om->write_lock);
     kv_batch_free(b);
@@ -406,9 +515,11 @@ static int fsm_restore(void *ctx, uint64_t index, const void *data, size_t len)
     char tar_path[4200];
     uint64_t count = 0;
     uint64_t prepared = 0;
+    uint64_t applied = 0;
     int rc;
 
-    if (ha->om->applied_index >= index) {
+    if (ha->om->applied_index >= index ||
+        raft_snapshot_index(ha->om->kv, ha->om->cf[OM_META_TABLE]) >= index) {
         /* Our tables already hold it (the local snapshot at start-up). */
         return 0;
     }
@@ -424,7 +535,7 @@ static int fsm_restore(void *ctx, uint64_t index, const void *data, size_t len)
         rc = unpack_snapshot(tar_path, dir, errmsg);
     }
     if (rc == 0) {
-        rc = install(ha, index, dir, &count, &prepared, errmsg);
+        rc = install(ha, index, dir, &count, &prepared, &applied, errmsg);
     }
     remove_tree(dir);
     unlink(tar_path);

@@ -4,6 +4,10 @@
 
 #include "om_ha.h"
 
+/* metaTable key: the raft index of the snapshot a checkpoint was taken
+ * for (om_ha_fsm.c). Local to each OM, outside the compared tables. */
+#define OM_RAFT_SNAPSHOT_KEY "#RAFTSNAPSHOTINDEX"
+
 /* Raft entry types of the OM log. */
 enum om_ha_entry_type {
     OM_HA_ENTRY_WRITE_OP = 1, /* a packed Ozone__Om__OmWriteOp */

@@ -10,17 +10,28 @@
  *   metaTable     "#TRANSACTIONINFO"              "<term>#<index>" text
  *
  * Writes: an RPC handler validates the request, decides every
- * non-deterministic value and builds an Ozone__Om__OmWriteOp; om_submit()
- * gives it the next log index and applies it under the write lock with one
- * synced kv_write. om_apply() is a pure function of (op, tables): it never
- * reads the clock, local files or configuration, so the OMs of a Raft ring
- * (next issue) write the same bytes for the same entry. The applied index
- * is stored in the same batch; an op at or below it is skipped (replay).
+ * non-deterministic value and builds an Ozone__Om__OmWriteOp; the raft log
+ * gives it an index and every OM applies it with om_apply_write() under
+ * the write lock (om_submit() picks the next index itself: tests). om_apply()
+ * is a pure function of (op, tables): it never reads the clock, local
+ * files or configuration, so the OMs of a Raft ring write the same bytes
+ * for the same entry. The applied index is stored in the same batch as
+ * "<term>#<index>"; an op at or below it is skipped (replay).
  *
- * Reads (om_get_*, om_list) read the tables directly, from any thread.
+ * Double buffer (om_buffer.c, DESIGN.md §8): once om_buffer_start() ran,
+ * an applied batch goes into the kv overlay (kv.h "Overlay"), visible to
+ * every read at once, and a flusher thread writes the accumulated batches
+ * with one RocksDB write (with #TRANSACTIONINFO of the newest) when
+ * max_entries are pending or interval_ms passed. A crash loses only
+ * unflushed applies, which raft re-applies from its log: they follow the
+ * flushed #TRANSACTIONINFO. Without it every apply is one kv_write.
  *
- * Threading: om_submit serialises writers with write_lock; reads need no
- * lock (RocksDB gives each read a consistent view).
+ * Reads (om_get_*, om_list) read the tables, overlay included, from any
+ * thread.
+ *
+ * Threading: applies are serialised by write_lock; reads need no lock
+ * (kv gives each read a consistent view). The flusher thread only calls
+ * kv_overlay_flush.
  */
 #ifndef OZONE_OM_STATE_H
 #define OZONE_OM_STATE_H
@@ -56,12 +67,23 @@ extern const char *const om_cf_names[OM_N_CFS];
 /* "/" vol "/" bucket "/" key "/" client id, with room to spare. */
 #define OM_DB_KEY_MAX 1200
 
+struct om_buffer;
+
 struct om
 {
     struct kv *kv; /* borrowed; outlives the om */
     int cf[OM_TABLE_COUNT];
     pthread_mutex_t write_lock;
-    uint64_t applied_index; /* guarded by write_lock */
+    uint64_t applied_index;   /* guarded by write_lock */
+    uint64_t apply_term;      /* raft term of the entry being applied */
+    struct om_buffer *buffer; /* NULL: every apply is written at once */
+};
+
+/* Double buffer settings (ozone.om.ratis.double.buffer.*). */
+struct om_buffer_config
+{
+    uint64_t max_entries; /* flush once this many applies are pending */
+    unsigned interval_ms; /* flush at most this long after an apply */
 };
 
 /* Outcome of an operation: OK or an Ozone result code with a message in
@@ -96,12 +118,39 @@ void om_result_set(struct om_result *res,
 int om_submit(struct om *om, Ozone__Om__OmWriteOp *op, struct om_result *res);
 
 /* om_submit at op->index (> 0, decided by the raft log) without choosing
- * it: what every OM runs when it applies a committed entry. sync: fsync
- * the RocksDB WAL (the raft log already holds the entry durably). */
+ * it: what every OM runs when it applies a committed entry; term is the
+ * entry's raft term (stored in #TRANSACTIONINFO). With the double buffer
+ * the batch goes to the overlay and the call returns once it is visible;
+ * sync: the entry is also flushed and fsynced before returning (else the
+ * raft log is the durable record). Without it the batch is written at
+ * once (sync: WAL fsync). */
 int om_apply_write(struct om *om,
                    const Ozone__Om__OmWriteOp *op,
+                   uint64_t term,
                    bool sync,
                    struct om_result *res);
+
+/* ---- double buffer (om_buffer.c) ---- */
+
+/* Attaches the kv overlay and starts the flusher thread. Call before
+ * applies start. 0, or OZ_ENOMEM / OZ_EINVAL with errmsg. */
+int om_buffer_start(struct om *om,
+                    const struct om_buffer_config *cfg,
+                    char *errmsg);
+/* Stops the flusher and flushes what is pending (synced). No apply may
+ * run any more. No-op without a buffer. */
+void om_buffer_stop(struct om *om);
+/* Flushes every applied batch now (sync: fsync the WAL too). Fault point
+ * "om.flush.before_write" before a write. 0 without a buffer. */
+int om_buffer_flush(struct om *om, bool sync, char *errmsg);
+/* Internal to om_apply.c: a batch went into the overlay; pending is what
+ * is unflushed now (wakes the flusher, or flushes inline past the cap). */
+void om_buffer__applied(struct om *om, const struct kv_overlay_stats *pending);
+/* Newest index whose batch is in RocksDB (not just in memory). */
+uint64_t om_buffer_flushed_index(struct om *om);
+/* After a direct kv_write that stored the tables at index (snapshot
+ * install). */
+void om_buffer_set_flushed(struct om *om, uint64_t index);
 
 /* Adds to batch the changes op makes to the current tables, with the new
  * applied index; res gets the outcome. Deterministic: depends only on op
@@ -114,6 +163,13 @@ void om_apply(struct om *om,
               struct kv_batch *batch,
               struct om_result *res);
 
+/* DeleteOpenKeys (om_cleanup.c): deletes the listed open keys that still
+ * exist and were created before op->delete_open_keys->expire_before_ms. */
+void om_apply_delete_open_keys(struct om *om,
+                               const Ozone__Om__OmWriteOp *op,
+                               struct kv_batch *b,
+                               struct om_result *res);
+
 /* The op's method name for messages ("CommitKey"). */
 const char *om_op_name(const Ozone__Om__OmWriteOp *op);
 
@@ -123,6 +179,8 @@ int om_read_prepared_index(struct om *om, uint64_t *out);
 
 /* Applied index stored in the tables (0 when none). OZ_ECORRUPT. */
 int om_read_applied_index(struct om *om, uint64_t *out);
+/* #TRANSACTIONINFO "<term>#<index>" (zeros when absent). OZ_ECORRUPT. */
+int om_read_transaction_info(struct om *om, uint64_t *term, uint64_t *index);
 
 /* ---- table keys and values ---- */
 

@@ -27,6 +27,7 @@
 #include "fault.h"
 #include "log.h"
 #include "metrics.h"
+#include "om_orch.h"
 #include "om_service.h"
 #include "scm.pb-c.h"
 
@@ -453,7 +454,8 @@ bool om_upgrade_write_allowed(struct om_service *s,
 
     if (u == NULL ||
         op->op_case == OZONE__OM__OM_WRITE_OP__OP_START_FINALIZATION ||
-        op->op_case == OZONE__OM__OM_WRITE_OP__OP_FINALIZE) {
+        op->op_case == OZONE__OM__OM_WRITE_OP__OP_FINALIZE ||
+        om_orch_is_orch_op(op)) {
         return true;
     }
     pthread_mutex_lock(&u->mu);
@@ -835,8 +837,37 @@ static enum rpc_handler_result finalize_upgrade(void *data,
     return RPC_HANDLER_DONE;
 }
 
+/* The orchestrator's lease and journal (om_orch.c) take the service. */
+static enum rpc_handler_result upgrade_lease(void *data,
+                                             struct rpc_call *call,
+                                             const ProtobufCMessage *req,
+                                             ProtobufCMessage *resp)
+{
+    return om_orch_lease_handler(((struct om_upgrade *)data)->s, call, req,
+                                 resp);
+}
+
+static enum rpc_handler_result journal_append(void *data,
+                                              struct rpc_call *call,
+                                              const ProtobufCMessage *req,
+                                              ProtobufCMessage *resp)
+{
+    return om_orch_append_handler(((struct om_upgrade *)data)->s, call, req,
+                                  resp);
+}
+
+static enum rpc_handler_result journal_read(void *data,
+                                            struct rpc_call *call,
+                                            const ProtobufCMessage *req,
+                                            ProtobufCMessage *resp)
+{
+    return om_orch_read_handler(((struct om_upgrade *)data)->s, call, req,
+                                resp);
+}
+
 static const rpc_handler_fn upgrade_handlers[] = {finalize_upgrade,
-                                                  query_status};
+                                                  query_status, upgrade_lease,
+                                                  journal_append, journal_read};
 
 /* ---- set-up ---- */
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "om.pb-c.h"
+#include "upgrade_journal.h"
 
 #define NS(x) OZONE__HDDS__NODE_STATE__##x
 #define CONTAINERS_DEFAULT_LIMIT 1000
@@ -546,6 +547,69 @@ static const char *cluster_finalization(const struct recon *r)
     return scm == 0 ? "FINALIZATION_REQUIRED" : "FINALIZATION_DONE";
 }
 
+/* ---- the rolling-upgrade orchestrator (issue 7) ---- */
+
+char *recon_json_rolling(const Ozone__Om__OmUpgradeJournalReadResponse *view,
+                         const char *source,
+                         const char *reason,
+                         int64_t now_ms)
+{
+    struct upgrade_journal_summary s;
+    cJSON *o, *entries;
+
+    if (view == NULL) {
+        o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "available", false);
+        cJSON_AddStringToObject(o, "state", "UNKNOWN");
+        cJSON_AddStringToObject(o, "reason", reason != NULL ? reason : "");
+        cJSON_AddNumberToObject(o, "polledMs", (double)now_ms);
+        return render(o);
+    }
+    upgrade_journal_summarize(view, &s);
+    o = upgrade_journal_summary_json(&s, (uint64_t)now_ms);
+    if (o == NULL) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "source", source != NULL ? source : "");
+    cJSON_AddNumberToObject(o, "polledMs", (double)now_ms);
+    entries = cJSON_AddArrayToObject(o, "entries");
+    size_t first = view->n_entries > RECON_ROLLING_ENTRIES
+                       ? view->n_entries - RECON_ROLLING_ENTRIES
+                       : 0;
+    for (size_t i = first; i < view->n_entries; i++) {
+        cJSON_AddItemToArray(entries,
+                             upgrade_journal_entry_json(view->entries[i]));
+    }
+    return render(o);
+}
+
+/* The stored rollingUpgrade document with the lease judged at now_ms (it
+ * was judged when polled), or "not polled yet". */
+static cJSON *rolling_now(const struct recon *r, int64_t now_ms)
+{
+    cJSON *o = r->rolling_json != NULL ? cJSON_Parse(r->rolling_json) : NULL;
+
+    if (o == NULL) {
+        o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "available", false);
+        cJSON_AddStringToObject(o, "state", "UNKNOWN");
+        cJSON_AddStringToObject(o, "reason",
+                                "Recon has not read the OM's "
+                                "rolling-upgrade journal yet");
+        return o;
+    }
+    cJSON *lease = cJSON_GetObjectItemCaseSensitive(o, "lease");
+    cJSON *exp = cJSON_GetObjectItemCaseSensitive(lease, "expiresMs");
+    if (cJSON_IsObject(lease) && cJSON_IsNumber(exp)) {
+        double left = exp->valuedouble - (double)now_ms;
+        cJSON_ReplaceItemInObjectCaseSensitive(lease, "expired",
+                                               cJSON_CreateBool(left <= 0));
+        cJSON_ReplaceItemInObjectCaseSensitive(
+            lease, "expiresInMs", cJSON_CreateNumber(left > 0 ? left : 0));
+    }
+    return o;
+}
+
 char *recon_json_upgrade(struct recon *r, int64_t now_ms)
 {
     cJSON *o = cJSON_CreateObject();
@@ -687,6 +751,7 @@ char *recon_json_upgrade(struct recon *r, int64_t now_ms)
                             behind_any      ? "UPGRADE_IN_PROGRESS"
                             : pre_finalized ? "FINALIZATION_REQUIRED"
                                             : "FINALIZED");
+    cJSON_AddItemToObject(o, "rollingUpgrade", rolling_now(r, now_ms));
     journal = cJSON_AddArrayToObject(o, "journal");
     for (size_t k = 0; k < r->journal_len; k++) {
         const struct recon_event *e =

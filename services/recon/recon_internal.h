@@ -31,6 +31,7 @@
 #include "hdds.pb-c.h"
 #include "kv.h"
 #include "metrics.h"
+#include "om.pb-c.h"
 #include "rpc.h"
 #include "scm.pb-c.h"
 
@@ -213,6 +214,13 @@ struct recon
     uint32_t scm_dns_finalized, scm_dns_total;
     struct recon_fin_blocker fin_blockers[RECON_MAX_FIN_BLOCKERS];
     size_t n_fin_blockers;
+    /* The rolling-upgrade orchestrator's newest run as the OM leader's
+     * journal last gave it (recon_json_rolling's document, NULL before the
+     * first poll), and what was journaled of it last. Not persisted. */
+    char *rolling_json;
+    char rolling_run[RECON_ID_MAX];
+    char rolling_state[24];
+    uint32_t rolling_step;
 
     pthread_rwlock_t om_lock;
     struct recon_om_copy *om_copy; /* under om_lock */
@@ -326,6 +334,20 @@ void recon_observe_finalization(struct recon *r,
                                 size_t n_blockers,
                                 int64_t now_ms);
 
+/* Replaces the rolling-upgrade document (json: recon_json_rolling's,
+ * ownership taken; NULL leaves the old one) and journals a change of the
+ * newest run's state or step (component ORCHESTRATOR, node the run id:
+ * "rolling upgrade PAUSED at step 7/9 om1"). run_id "" when there is no
+ * run. Takes r->lock. */
+void recon_observe_rolling(struct recon *r,
+                           char *json,
+                           const char *run_id,
+                           const char *state,
+                           uint32_t step,
+                           uint32_t steps,
+                           const char *node,
+                           int64_t now_ms);
+
 /* Re-judges every datanode's health and journals changes (a datanode
  * that stops reporting turns STALE, then DEAD). Takes r->lock. */
 void recon_refresh_health(struct recon *r, int64_t now_ms);
@@ -412,6 +434,15 @@ char *recon_json_containers(struct recon *r, uint64_t prev_key, size_t limit);
 char *recon_json_missing_containers(struct recon *r, int64_t now_ms);
 char *recon_json_task_status(struct recon *r);
 char *recon_json_upgrade(struct recon *r, int64_t now_ms);
+/* The "rollingUpgrade" object of /api/v1/upgrade from a journal read of
+ * the newest run (view; NULL: unavailable, reason says why): the run's
+ * state, step, lease and its last RECON_ROLLING_ENTRIES entries; source
+ * names the OM that answered. Malloc'd text, NULL on OOM. */
+#define RECON_ROLLING_ENTRIES 50
+char *recon_json_rolling(const Ozone__Om__OmUpgradeJournalReadResponse *view,
+                         const char *source,
+                         const char *reason,
+                         int64_t now_ms);
 /* Open keys of the OM copy (takes om_lock). */
 char *recon_json_open_keys(struct recon *r, const char *prev_key, size_t limit);
 char *recon_json_error(const char *fmt, ...)

@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "om.pb-c.h"
+#include "upgrade_journal.h"
 
 #define MAX_OMS 8
 #define CONTAINER_PAGE 1000
@@ -407,6 +408,105 @@ static void poll_oms(struct recon *r)
     }
 }
 
+/* The rolling-upgrade orchestrator's newest run from the OM leader's
+ * journal (OmUpgradeService.UpgradeJournalRead, paged). Only the leader
+ * answers: the OMs are asked in turn, the one that answered last first.
+ * An OM that answers UNIMPLEMENTED keeps no journal (an older release:
+ * "not available"); when no OM answers the last document stays. */
+#define ROLLING_PAGE 1000u
+#define ROLLING_MAX_PAGES 12
+
+static size_t rolling_leader; /* index of the OM that answered last */
+
+static int read_journal(struct rpc_client *om,
+                        Ozone__Om__OmUpgradeJournalReadResponse **pages,
+                        size_t *n_pages,
+                        struct rpc_error *err)
+{
+    uint64_t after = 0;
+
+    *n_pages = 0;
+    while (*n_pages < ROLLING_MAX_PAGES) {
+        Ozone__Om__OmUpgradeJournalReadRequest req =
+            OZONE__OM__OM_UPGRADE_JOURNAL_READ_REQUEST__INIT;
+        ProtobufCMessage *resp = NULL;
+        req.after_seq = after;
+        req.limit = ROLLING_PAGE;
+        req.last_run = true;
+        if (rpc_client_call(om, &ozone__om__om_upgrade_service__descriptor,
+                            "UpgradeJournalRead", &req.base, &resp, err) != 0) {
+            return OZ_EUNAVAILABLE;
+        }
+        Ozone__Om__OmUpgradeJournalReadResponse *p =
+            (Ozone__Om__OmUpgradeJournalReadResponse *)resp;
+        pages[(*n_pages)++] = p;
+        if (p->n_entries < ROLLING_PAGE) {
+            break;
+        }
+        after = p->entries[p->n_entries - 1]->seq;
+    }
+    return 0;
+}
+
+static void poll_rolling(struct recon *r)
+{
+    Ozone__Om__OmUpgradeJournalReadResponse *pages[ROLLING_MAX_PAGES];
+    Ozone__Om__OmUpgradeJournalReadResponse view;
+    struct rpc_error err;
+    size_t n_pages = 0, unimplemented = 0;
+    int64_t now = recon_now_ms();
+    char *json = NULL;
+
+    memset(&err, 0, sizeof(err));
+    for (size_t k = 0; k < scm_state.n_oms; k++) {
+        size_t i = (rolling_leader + k) % scm_state.n_oms;
+        if (read_journal(scm_state.oms[i], pages, &n_pages, &err) == 0) {
+            rolling_leader = i;
+            break;
+        }
+        for (size_t p = 0; p < n_pages; p++) {
+            rpc_message_free(&pages[p]->base);
+        }
+        n_pages = 0;
+        if (err.status == RPC_STATUS_UNIMPLEMENTED) {
+            unimplemented++;
+        }
+    }
+    if (n_pages > 0 && upgrade_journal_view(pages, n_pages, &view) == 0) {
+        struct upgrade_journal_summary s;
+        upgrade_journal_summarize(&view, &s);
+        const Ozone__Om__OmUpgradeJournalEntry *st = s.step_entry;
+        json = recon_json_rolling(&view, scm_state.om_addrs[rolling_leader],
+                                  NULL, now);
+        recon_observe_rolling(
+            r, json, s.run_id, s.state, st != NULL ? st->step : 0,
+            st != NULL ? st->steps : 0, st != NULL ? st->node : "", now);
+        upgrade_journal_view_release(&view);
+    } else if (n_pages == 0 && unimplemented > 0 &&
+               unimplemented == scm_state.n_oms) {
+        json = recon_json_rolling(NULL, NULL,
+                                  "the OMs run a release that keeps no "
+                                  "rolling-upgrade journal",
+                                  now);
+        recon_observe_rolling(r, json, "", "", 0, 0, "", now);
+    } else if (n_pages == 0 && scm_state.n_oms > 0) {
+        /* Keep what the leader said last; say why only if nothing yet. */
+        pthread_mutex_lock(&r->lock);
+        bool never = r->rolling_json == NULL;
+        pthread_mutex_unlock(&r->lock);
+        log_debug("no OM answered UpgradeJournalRead: %s", err.message);
+        if (never) {
+            char reason[600];
+            snprintf(reason, sizeof(reason), "no OM answered: %s", err.message);
+            json = recon_json_rolling(NULL, NULL, reason, now);
+            recon_observe_rolling(r, json, "", "", 0, 0, "", now);
+        }
+    }
+    for (size_t p = 0; p < n_pages; p++) {
+        rpc_message_free(&pages[p]->base);
+    }
+}
+
 static void poll_once(struct recon *r)
 {
     char errmsg[OZ_ERRMSG_SIZE] = "";
@@ -440,6 +540,7 @@ static void poll_once(struct recon *r)
         }
     }
     poll_oms(r);
+    poll_rolling(r);
     /* Recon itself. Its address from the configuration: d->rpc_address
      * is written by the main thread once the servers run. */
     char self[RECON_ADDR_MAX];

@@ -1224,11 +1224,46 @@ int recon_new(struct recon **out,
     return 0;
 }
 
+void recon_observe_rolling(struct recon *r,
+                           char *json,
+                           const char *run_id,
+                           const char *state,
+                           uint32_t step,
+                           uint32_t steps,
+                           const char *node,
+                           int64_t now_ms)
+{
+    if (json == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    free(r->rolling_json);
+    r->rolling_json = json;
+    if (run_id[0] != '\0' &&
+        (strcmp(r->rolling_run, run_id) != 0 ||
+         strcmp(r->rolling_state, state) != 0 || r->rolling_step != step)) {
+        /* The orchestrator is no daemon: its run id names it. */
+        if (step > 0) {
+            recon__journal(r, now_ms, "ORCHESTRATOR", run_id,
+                           "rolling upgrade %s at step %u/%u %s", state, step,
+                           steps, node);
+        } else {
+            recon__journal(r, now_ms, "ORCHESTRATOR", run_id,
+                           "rolling upgrade %s", state);
+        }
+        oz_strlcpy(r->rolling_run, run_id, sizeof(r->rolling_run));
+        oz_strlcpy(r->rolling_state, state, sizeof(r->rolling_state));
+        r->rolling_step = step;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 void recon_free(struct recon *r)
 {
     if (r == NULL) {
         return;
     }
+    free(r->rolling_json);
     for (size_t i = 0; i < r->n_dns; i++) {
         dn_free(r->dns[i]);
     }

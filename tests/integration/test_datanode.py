@@ -361,7 +361,9 @@ class Datanode(oztest.OzoneTestCase):
             return self.hdds.ContainerState.Name(info.state) == \
                 "CONTAINER_CLOSED"
         oztest.wait_for(closed_on_dn, 30, "container %d CLOSED on dn1" % cid)
-        self.assertTrue(self.log_has("CLOSE_CONTAINER %d: done" % cid))
+        # The command handler logs after the state change is visible.
+        oztest.wait_for(lambda: self.log_has("CLOSE_CONTAINER %d: done" % cid),
+                        10, "the datanode to log the close command")
         code, oz = self.call_error("WriteChunk", self.dn.WriteChunkRequest(
             hdr=self.hdr(), block_id=second.block_id,
             chunk=self.chunk(second.block_id.local_id, 0, 0, data),

@@ -15,16 +15,33 @@ One cluster runs the whole sequence (starting clusters is the slow part):
 - SIGTERM of the leader hands leadership over before it stops;
 - `ozone om --bootstrap` of a fourth OM: refused while the running OMs do
   not list it, accepted with --force; it then holds the same tables.
+- the double buffer batched applied entries into RocksDB writes (its
+  /prom figures).
+
+Crash recovery of the double buffer (test_buffer_crash_*): an OM killed
+with unflushed applied entries - kill -9 under a stream of writes, or the
+fault point om.flush.before_write:crash with a long flush interval so
+every acknowledged write sits in memory only - comes back with every
+acknowledged write (raft re-applies what follows the flushed
+#TRANSACTIONINFO), alone and as a whole service of three.
+
+Open keys of abandoned CreateKey calls (test_open_key_cleanup): the
+leader's OpenKeyCleanupService deletes them on every OM through the log.
 """
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+import grpc  # noqa: E402
+import grpc_stubs  # noqa: E402
 import oztest  # noqa: E402
 
 CONF = {
@@ -266,14 +283,201 @@ class OmHaTest(oztest.OzoneTestCase):
         digests = {e["nodeId"]: e["digest"] for e in json.loads(r.stdout)}
         self.assertEqual(len(set(digests.values())), 1, digests)
 
+    def check_double_buffer_figures(self, c):
+        leader = c.om_leader()
+        flushes = self.prom_value(
+            leader, "ozone_om_double_buffer_flush_operations_total")
+        entries = self.prom_value(
+            leader, "ozone_om_double_buffer_flushed_transactions_total")
+        biggest = self.prom_value(
+            leader, "ozone_om_double_buffer_max_flush_transactions")
+        flushed = self.prom_value(leader,
+                                  "ozone_om_double_buffer_flushed_index")
+        # 5,000 keys from 16 threads: far fewer RocksDB writes than
+        # entries, several entries in the largest one.
+        self.assertGreater(flushes, 0)
+        self.assertGreater(entries, 2 * flushes, (entries, flushes))
+        self.assertGreaterEqual(biggest, 4)
+        self.assertGreater(flushed, 10000)
+
     def test_om_ha_sequence(self):
         c = self.cluster(datanodes=3, oms=3, recon=False, conf=CONF)
         self.check_roles(c)
         self.check_transfer(c)
         self.check_leader_kill(c)
         self.check_snapshot_catch_up(c)
+        self.check_double_buffer_figures(c)
         self.check_sigterm_transfers(c)
         self.check_bootstrap(c)
+
+    # ---- double buffer crash recovery ----
+
+    def volume_stream(self, c, prefix, threads, stop):
+        """Creates volumes prefix0, prefix1, ... from `threads` threads
+        until stop() holds; returns the names whose create succeeded."""
+        acked = []
+        lock = threading.Lock()
+        counter = [0]
+
+        def worker():
+            while not stop():
+                with lock:
+                    name = "%s%d" % (prefix, counter[0])
+                    counter[0] += 1
+                try:
+                    r = c.ozone_cmd("sh", "volume", "create", "/" + name,
+                                    check=False, timeout=15)
+                except subprocess.TimeoutExpired:
+                    continue
+                if r.returncode == 0:
+                    with lock:
+                        acked.append(name)
+
+        ts = [threading.Thread(target=worker) for _ in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return acked
+
+    def assert_volumes(self, c, names):
+        listed = {v["name"] for v in self.json_of(
+            c, "sh", "volume", "list", "--all")}
+        missing = sorted(set(names) - listed)
+        self.assertEqual(missing, [], "acknowledged volume creates lost")
+
+    def crash_by_fault(self, c, oms, prefix):
+        """Starts oms with om.flush.before_write:crash, writes until they
+        died at their first flush; returns the acknowledged names."""
+        for om in oms:
+            om.env = {"OZONE_FAULT": "om.flush.before_write:crash"}
+        c.start()
+        if len(oms) > 1:
+            c.om_leader()
+        acked = self.volume_stream(
+            c, prefix, 4, lambda: not any(om.alive() for om in oms))
+        for om in oms:
+            self.assertEqual(om.wait_exit(timeout=60), 86, om.log_tail())
+            with open(om.log_path) as f:
+                self.assertIn("om.flush.before_write", f.read())
+            om.env = {}
+        # Every acknowledged write was in memory only: none was flushed.
+        self.assertGreaterEqual(len(acked), 3, acked)
+        return acked
+
+    def restart(self, c, oms):
+        for om in oms:
+            om.start()
+        for om in oms:
+            om.wait_ready()
+        if len(oms) > 1:
+            c.om_leader()
+
+    def test_buffer_crash_single_om(self):
+        # The flusher waits 3 s: acknowledged writes stay unflushed.
+        conf = {"ozone.om.ratis.double.buffer.flush.interval": "3s",
+                "ozone.om.ratis.double.buffer.max.entries": "100000"}
+        c = self.new_cluster(datanodes=0, oms=1, recon=False, conf=conf)
+        om = c.oms[0]
+        acked = self.crash_by_fault(c, [om], "f")
+        self.restart(c, [om])
+        with open(om.log_path) as f:
+            log = f.read()
+        # Restarted from a DB behind the acknowledged writes.
+        flushed = [int(x) for x in re.findall(
+            r"om double buffer: flushing every \d+ entries or \d+ ms "
+            r"\(flushed index (\d+)\)", log)]
+        self.assertEqual(len(flushed), 2, flushed)
+        self.assertLess(flushed[1], len(acked))
+        self.assert_volumes(c, acked)
+        # kill -9 under a stream of writes, at an arbitrary moment.
+        start = time.monotonic()
+        done = []
+
+        def stop():
+            if not done and time.monotonic() - start > 2.0:
+                done.append(True)
+                om.kill()
+            return bool(done)
+        acked2 = self.volume_stream(c, "k", 4, stop)
+        self.restart(c, [om])
+        self.assert_volumes(c, acked + acked2)
+
+    def test_buffer_crash_service(self):
+        conf = {"ozone.om.ratis.double.buffer.flush.interval": "3s",
+                "ozone.om.ratis.double.buffer.max.entries": "100000"}
+        c = self.new_cluster(datanodes=0, oms=3, recon=False, conf=conf)
+        acked = self.crash_by_fault(c, c.oms, "s")
+        self.restart(c, c.oms)
+        self.assert_volumes(c, acked)
+        self.wait_same_digest(c, c.oms)
+        # And writes go on.
+        c.ozone_cmd("sh", "volume", "create", "/after")
+        self.assert_volumes(c, acked + ["after"])
+        self.wait_same_digest(c, c.oms)
+
+    # ---- open key cleanup ----
+
+    def test_open_key_cleanup(self):
+        gen = tempfile.mkdtemp(prefix="oztest-pb2-")
+        self.addCleanup(shutil.rmtree, gen, True)
+        mods = grpc_stubs.generate(
+            oztest.SRC, gen, protos=("common.proto", "hdds.proto", "om.proto"))
+        pb, om_pb = mods["common_pb2"], mods["om_pb2"]
+        conf = {"ozone.om.open.key.cleanup.service.interval": "1s",
+                "ozone.om.open.key.expire.threshold": "3s",
+                "ozone.om.open.key.cleanup.limit.per.task": "1",
+                "ozone.replication": "ONE"}
+        c = self.cluster(datanodes=1, oms=3, recon=False, conf=conf)
+        self.wait_pipelines(c, "ONE")
+        c.ozone_cmd("sh", "volume", "create", "/vol")
+        c.ozone_cmd("sh", "bucket", "create", "/vol/bkt", "--replication",
+                    "ONE", "--type", "RATIS")
+        leader = c.om_leader()
+        channel = grpc.insecure_channel(leader.rpc_address)
+        self.addCleanup(channel.close)
+        svc = "/ozone.om.OzoneManagerService/"
+
+        def call(method, **fields):
+            hdr = pb.VersionHeader(component=pb.CLIENT, node_id="pytest",
+                                   software_version=100,
+                                   apparent_version=100)
+            req = getattr(om_pb, method + "Request")(hdr=hdr, **fields)
+            resp, _ = grpc_stubs.unary(
+                channel, svc + method, req,
+                getattr(om_pb, method + "Response"), timeout=15)
+            return resp
+
+        # A client that retried CreateKey twice and committed the third
+        # session: two open keys are abandoned.
+        sessions = [call("CreateKey", volume="vol", bucket="bkt", key="k",
+                         data_size=0) for _ in range(3)]
+        last = sessions[-1]
+        call("CommitKey", volume="vol", bucket="bkt", key="k",
+             client_id=last.client_id, data_size=0, locations=[])
+        before = self.digests(c, c.oms)
+        # Bounded batches: one key per run, so two DeleteOpenKeys entries.
+        oztest.wait_for(
+            lambda: self.prom_value(leader,
+                                    "ozone_om_open_keys_deleted_total") >= 2,
+            60, "the abandoned open keys to be deleted", interval=0.5)
+        with open(leader.log_path) as f:
+            self.assertEqual(
+                len(re.findall(r"open key cleanup: deleted 1 of 1 expired "
+                               r"open keys", f.read())), 2)
+        after = self.wait_same_digest(c, c.oms)
+        entries = {e["nodeId"]: e["entries"] for e in self.json_of(
+            c, "admin", "om", "digest", "--json")}
+        self.assertNotEqual(before, after)
+        self.assertEqual(len(set(entries.values())), 1, entries)
+        # The committed key is untouched.
+        info = self.json_of(c, "sh", "key", "info", "/vol/bkt/k")
+        self.assertEqual(info["name"], "k")
+        for om in c.oms:
+            with open(om.log_path) as f:
+                self.assertEqual(len(re.findall(
+                    r"deleted 1 expired open key\(s\)", f.read())), 2,
+                    om.name)
 
     def test_config_errors(self):
         c = self.new_cluster(datanodes=0, oms=3, recon=False)

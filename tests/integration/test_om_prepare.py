@@ -4,7 +4,10 @@ om-prepare acceptance suite on three OMs (real processes, SCM, one
 datanode):
 
 - data written before; `ozone admin om prepare` prints Ozone's lines and
-  every OM reaches PREPARE_COMPLETED;
+  every OM reaches PREPARE_COMPLETED, each having flushed its double
+  buffer to the prepare index, taken a snapshot at it and purged its raft
+  log up to it (its /prom figures and the segment files in its raft
+  directory);
 - while prepared every write fails with
   NOT_SUPPORTED_OPERATION_WHEN_PREPARED, reads succeed;
 - a restart of every OM keeps the prepared state (current/prepareMarker and
@@ -19,6 +22,7 @@ datanode):
 """
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -41,6 +45,36 @@ class OmPrepareTest(oztest.OzoneTestCase):
     def marker(self, om):
         return os.path.join(om.overrides["ozone.om.db.dirs"], "om", "current",
                             "prepareMarker")
+
+    def prom(self, om, name):
+        status, body = oztest.http_get(om.http_port, "/prom")
+        self.assertEqual(status, 200)
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        self.fail("%s has no %s on /prom" % (om.name, name))
+
+    def assert_snapshot_and_purge(self, om, txn):
+        """om flushed, snapshotted and purged its log at prepare txn."""
+        self.assertEqual(self.prom(om, "ozone_om_prepare_purged_index"), txn)
+        snap = self.prom(om, "ozone_om_prepare_snapshot_index")
+        self.assertGreaterEqual(snap, txn, om.name)
+        self.assertLessEqual(snap, txn + 2, om.name)
+        self.assertGreaterEqual(
+            self.prom(om, "ozone_om_double_buffer_flushed_index"), txn)
+        # libraft's closed segments are named <first>-<last> index.
+        ratis = os.path.join(om.overrides["ozone.om.db.dirs"], "om", "ratis")
+        files = os.listdir(ratis)
+        firsts = [int(m.group(1)) for m in
+                  (re.fullmatch(r"(\d{16})-(\d{16})", f) for f in files) if m]
+        self.assertTrue(all(f > txn for f in firsts),
+                        "%s keeps log entries up to prepare index %d: %s" % (
+                            om.name, txn, sorted(files)))
+        self.assertTrue(any(f.startswith("snapshot-") for f in files), files)
+        with open(om.log_path) as f:
+            self.assertRegex(f.read(), r"OM prepared for upgrade at index "
+                                       r"%d: snapshot at \d+, raft log "
+                                       r"purged" % txn)
 
     def assert_writes_refused(self, c):
         for args in (("volume", "create", "/vol9"),
@@ -96,8 +130,10 @@ class OmPrepareTest(oztest.OzoneTestCase):
                                   r"Transaction Id : \[\d+\]" % om.name)
         self.assertIn("OM Preparation successful!", out)
         self.assertIn("All OMs are prepared", out)
+        txn = int(re.search(r"Transaction Id : \[(\d+)\]", out).group(1))
         for om in c.oms:
             self.assertTrue(os.path.exists(self.marker(om)), om.name)
+            self.assert_snapshot_and_purge(om, txn)
         self.assert_writes_refused(c)
         self.assert_reads_work(c)
 

@@ -4,13 +4,17 @@
 100, HDDS 100); no flag means the new one. A Workload runs 8 client
 threads of mixed put/get/list through the real `ozone` CLI, checking the
 content of every key it reads, and counts every operation that returned an
-error to its caller.
+error to its caller. make_bin_dir() builds the release directories the
+rolling-upgrade orchestrator swaps between (`--new-bin DIR`).
 """
 import hashlib
 import json
 import os
 import random
+import shlex
+import stat
 import subprocess
+import sys
 import threading
 import time
 
@@ -41,6 +45,62 @@ FAST_CONF = {
     # handlers wait on a restarting SCM (DESIGN.md §6.7).
     "ozone.client.om.wait.timeout": "60s",
 }
+
+
+DAEMONS = ("om", "scm", "datanode", "recon")
+OLD_RELEASE = "1.0.0"
+NEW_RELEASE = "1.1.0"
+
+
+def make_bin_dir(path, real_ozone, software_version=None, broken_kinds=()):
+    """Creates directory path holding an executable `ozone` that stands in
+    for an installed release: it runs real_ozone, adding
+    `--testing-software-version <software_version>` (as set_bits() does)
+    when started as a daemon (om, scm, datanode, recon) and passing every
+    other command unchanged (`ozone version --json`, the CLI). Started as a
+    daemon of a kind in broken_kinds it fails as a corrupt binary would:
+    `ozone: cannot execute binary file: Exec format error`, exit 126.
+    Returns the path of the `ozone` it wrote."""
+    os.makedirs(path, exist_ok=True)
+    real = shlex.quote(os.path.abspath(real_ozone))
+    lines = ["#!/bin/sh",
+             "# Written by tests/lib/upgrade_helpers.py make_bin_dir()."]
+    for kind in broken_kinds:
+        if kind not in DAEMONS:
+            raise ValueError("broken kind %r is not one of %s" % (kind,
+                                                                   DAEMONS))
+    if broken_kinds:
+        lines += ['case "$1" in',
+                  "%s)" % "|".join(broken_kinds),
+                  '    echo "ozone: cannot execute binary file: Exec format '
+                  'error" >&2',
+                  "    exit 126 ;;",
+                  "esac"]
+    if software_version is not None:
+        lines += ['case "$1" in',
+                  "%s)" % "|".join(DAEMONS),
+                  '    kind="$1"',
+                  "    shift",
+                  '    exec %s "$kind" --testing-software-version %d "$@" ;;'
+                  % (real, int(software_version)),
+                  "esac"]
+    lines.append('exec %s "$@"' % real)
+    exe = os.path.join(path, "ozone")
+    with open(exe + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(exe + ".tmp", stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP |
+             stat.S_IROTH | stat.S_IXOTH)
+    os.replace(exe + ".tmp", exe)
+    return exe
+
+
+def software_by_kind(c):
+    """{kind: set of software versions} over the running nodes."""
+    out = {}
+    for n in c.nodes:
+        if n.alive():
+            out.setdefault(n.kind, set()).add(versions(n)[0])
+    return out
 
 
 def set_bits(node, old):
@@ -313,3 +373,102 @@ def percentile(sorted_values, p):
     k = min(len(sorted_values) - 1,
             max(0, int(round(p / 100.0 * (len(sorted_values) - 1)))))
     return sorted_values[k]
+
+
+# ---- the rolling-upgrade orchestrator (`ozone admin upgrade plan|run|
+# journal`, admin-cli/orch.h) ----
+
+# Exit status of `upgrade run` when the roll paused (orch.h).
+ORCH_EXIT_PAUSED = 3
+
+
+def journal(c, *extra):
+    """`ozone admin upgrade journal --json` as a dict: lease, state,
+    entries."""
+    return json_of(c, "admin", "upgrade", "journal", *extra)
+
+
+def steps_done(j):
+    """Names of the nodes whose step is journaled OK, in journal order."""
+    out = []
+    for e in j["entries"]:
+        if e["action"] == "step" and e["status"] == "OK" and \
+                e["node"] not in out:
+            out.append(e["node"])
+    return out
+
+
+def orch_args(new_bin=None, backend=None, *extra, dwell="1s"):
+    """Arguments of `ozone admin upgrade run` (new_bin and backend None:
+    for --resume / --rollback in extra) with test-sized knobs: a short
+    dwell, and timeouts and gate thresholds generous enough that a loaded
+    CI machine does not trip them."""
+    args = ["admin", "upgrade", "run"]
+    if new_bin is not None:
+        args += ["--new-bin", new_bin]
+    if backend is not None:
+        args += ["--backend", backend]
+    args += ["--dwell", dwell, "--step-timeout", "120s",
+             "--max-error-rate", "0.5", "--max-p99", "60s",
+             "--lease-ttl", "60s"]
+    return args + list(extra)
+
+
+def guard_cluster(test, c):
+    """Makes sure c's daemons end even if this test process is killed
+    before its cleanups run (meson's timeout: SIGTERM, then SIGKILL; the
+    daemons run in their own sessions, the orchestrator's too): a watchdog
+    in its own session stops the cluster (ozone_local.stop_from_pidfile)
+    once this process is gone. The test's cleanup ends the watchdog."""
+    code = (
+        "import os, sys, time\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import ozone_local\n"
+        "parent = int(sys.argv[2])\n"
+        "while os.getppid() == parent:\n"
+        "    time.sleep(0.5)\n"
+        "ozone_local.stop_from_pidfile(sys.argv[3])\n")
+    local_dir = os.path.dirname(os.path.abspath(
+        sys.modules["ozone_local"].__file__))
+    p = subprocess.Popen([sys.executable, "-c", code, local_dir,
+                          str(os.getpid()), c.base_dir],
+                         start_new_session=True, stdin=subprocess.DEVNULL,
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+
+    def end():
+        p.kill()
+        p.wait()
+    test.addCleanup(end)
+
+
+class OrchestratorProcess:
+    """`ozone admin upgrade run ...` in the background (to kill it, or to
+    run a second one meanwhile); stdout and stderr go to files."""
+
+    def __init__(self, c, args, out_dir, name="orch"):
+        self.out_path = os.path.join(out_dir, name + ".out")
+        self.err_path = os.path.join(out_dir, name + ".err")
+        with open(self.out_path, "wb") as out, \
+                open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [c.ozone, "--conf", c.conf_dir] + list(args), stdout=out,
+                stderr=err, stdin=subprocess.DEVNULL)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def output(self):
+        """(stdout, stderr) so far."""
+        with open(self.out_path, errors="replace") as o, \
+                open(self.err_path, errors="replace") as e:
+            return o.read(), e.read()
+
+    def wait(self, timeout):
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self):
+        """kill -9 and reap."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait()

@@ -3,8 +3,12 @@
  * process, each on its own raft thread. Every node runs a test FSM that
  * chains a hash over (index, type, payload) and keeps its state across a
  * close and reopen (standing for the OM's RocksDB), skipping entries at or
- * below its last applied index as the OM will (PITFALLS.md). Waits poll
- * with a deadline; nothing sleeps a fixed time to synchronise. */
+ * below its last applied index as the OM will (PITFALLS.md). The entry's
+ * term is part of the hash, so equal states also mean equal terms. An
+ * entry of type PURGE_TYPE asks, from inside its apply as the OM's
+ * prepare does, for the log to be purged up to it
+ * (consensus_snapshot_now). Waits poll with a deadline; nothing sleeps a
+ * fixed time to synchronise. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +16,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -30,6 +35,7 @@
 #define MAX_NODES 4
 #define WAIT_MS 15000
 #define OP_TIMEOUT_MS 10000
+#define PURGE_TYPE 99
 
 /* ---- test FSM ---- */
 
@@ -42,7 +48,22 @@ struct tfsm
     uint64_t skipped;  /* re-applied entries ignored after a restart */
     int installs;      /* snapshots that replaced the state */
     int restore_calls; /* every restore call */
+    uint64_t last_term;
+    struct consensus **c; /* the node's server (PURGE_TYPE entries) */
+    uint64_t purge_index; /* PURGE_TYPE entry applied at */
+    int purge_status;     /* its consensus_snapshot_now outcome */
+    bool purge_done;
 };
+
+static void purge_done(void *arg, int status)
+{
+    struct tfsm *t = arg;
+
+    pthread_mutex_lock(&t->mu);
+    t->purge_status = status;
+    t->purge_done = true;
+    pthread_mutex_unlock(&t->mu);
+}
 
 static uint64_t fnv(uint64_t h, const void *data, size_t len)
 {
@@ -58,6 +79,7 @@ static uint64_t fnv(uint64_t h, const void *data, size_t len)
 
 static int tfsm_apply(void *ctx,
                       uint64_t index,
+                      uint64_t term,
                       uint32_t type,
                       const void *payload,
                       size_t len)
@@ -70,7 +92,27 @@ static int tfsm_apply(void *ctx,
         pthread_mutex_unlock(&t->mu);
         return 0;
     }
+    if (term == 0 || term < t->last_term) {
+        fprintf(stderr, "entry %llu applied with term %llu after %llu\n",
+                (unsigned long long)index, (unsigned long long)term,
+                (unsigned long long)t->last_term);
+        abort();
+    }
+    t->last_term = term;
+    if (type == PURGE_TYPE) {
+        t->purge_index = index;
+        t->purge_done = false;
+        pthread_mutex_unlock(&t->mu);
+        /* Inside apply, on the raft thread, as the OM's prepare does. */
+        int rc = consensus_snapshot_now(*t->c, index, purge_done, t);
+        pthread_mutex_lock(&t->mu);
+        if (rc != 0) {
+            t->purge_status = rc;
+            t->purge_done = true;
+        }
+    }
     t->hash = fnv(t->hash, &index, sizeof(index));
+    t->hash = fnv(t->hash, &term, sizeof(term));
     t->hash = fnv(t->hash, &type, sizeof(type));
     t->hash = fnv(t->hash, payload, len);
     t->count++;
@@ -255,6 +297,7 @@ static void node_open(struct cluster *cl,
     cfg.snapshot_threshold = cl->threshold;
     cfg.snapshot_trailing = cl->trailing;
     cfg.fsm.ctx = &nd->fsm;
+    nd->fsm.c = &nd->c;
     cfg.fsm.apply = tfsm_apply;
     cfg.fsm.snapshot = tfsm_snapshot;
     cfg.fsm.restore = tfsm_restore;
@@ -906,6 +949,119 @@ static void test_add_and_remove_voter(void **state)
     cluster_free(cl);
 }
 
+/* Oldest index in a closed segment file of dir, 0 when none. */
+static uint64_t oldest_segment(const char *dir, char *listing, size_t size)
+{
+    DIR *dh = opendir(dir);
+    struct dirent *e;
+    uint64_t oldest = 0;
+    size_t used = 0;
+
+    assert_non_null(dh);
+    listing[0] = '\0';
+    while ((e = readdir(dh)) != NULL) {
+        unsigned long long first = 0, last = 0;
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        if (used < size) {
+            used +=
+                (size_t)snprintf(listing + used, size - used, "%s ", e->d_name);
+        }
+        if (strlen(e->d_name) == 33 &&
+            sscanf(e->d_name, "%16llu-%16llu", &first, &last) == 2 &&
+            (oldest == 0 || first < oldest)) {
+            oldest = first;
+        }
+    }
+    closedir(dh);
+    return oldest;
+}
+
+static bool purge_finished(struct tfsm *t, int *status)
+{
+    bool done;
+
+    pthread_mutex_lock(&t->mu);
+    done = t->purge_done;
+    *status = t->purge_status;
+    pthread_mutex_unlock(&t->mu);
+    return done;
+}
+
+/* consensus_snapshot_now from inside apply on every node: each purges its
+ * log (memory and segment files) up to the entry, raft's threshold comes
+ * back, and a restart restores the purged state from the snapshot. */
+static void test_purge_now(void **state)
+{
+    struct cluster *cl = cluster_start(3, 100000, 100000);
+    struct consensus_status st;
+    char errmsg[OZ_ERRMSG_SIZE];
+    char listing[2048];
+    uint64_t purge_at = 0, snap_after;
+    unsigned leader, i;
+    int status = -1;
+
+    (void)state;
+    leader = wait_leader(cl);
+    submit_many(cl, leader, 1, 120);
+    check_same_state(cl, leader, 120);
+    consensus_status(cl->nodes[leader].c, &st);
+    assert_int_equal(st.snapshot_index, 0);
+    assert_int_equal(st.first_index, 1);
+    assert_int_equal(
+        consensus_submit_wait(cl->nodes[leader].c, PURGE_TYPE, "purge", 5,
+                              OP_TIMEOUT_MS, &purge_at, NULL, errmsg),
+        0);
+    for (i = 0; i < 3; i++) {
+        struct tfsm *t = &cl->nodes[i].fsm;
+        WAIT_UNTIL(purge_finished(t, &status));
+        assert_int_equal(status, 0);
+        assert_int_equal(t->purge_index, purge_at);
+        consensus_status(cl->nodes[i].c, &st);
+        uint64_t oldest =
+            oldest_segment(cl->nodes[i].dir, listing, sizeof(listing));
+        if (st.snapshot_index <= purge_at ||
+            (st.first_index != 0 && st.first_index <= purge_at) ||
+            (oldest != 0 && oldest <= purge_at)) {
+            fail_msg(
+                "%s not purged up to %llu: snapshot %llu, first entry "
+                "%llu, files: %s",
+                cl->nodes[i].name, (unsigned long long)purge_at,
+                (unsigned long long)st.snapshot_index,
+                (unsigned long long)st.first_index, listing);
+        }
+    }
+    /* Already purged: at once, from any thread. */
+    assert_int_equal(consensus_snapshot_now_wait(cl->nodes[leader].c, purge_at,
+                                                 OP_TIMEOUT_MS, errmsg),
+                     0);
+    /* The configured threshold is back: more entries take no snapshot. */
+    consensus_status(cl->nodes[leader].c, &st);
+    snap_after = st.snapshot_index;
+    submit_many(cl, leader, 2, 40);
+    check_same_state(cl, leader, 161);
+    consensus_status(cl->nodes[leader].c, &st);
+    assert_int_equal(st.snapshot_index, snap_after);
+    /* A purge of everything applied so far, asked from outside apply. */
+    assert_int_equal(consensus_snapshot_now_wait(cl->nodes[leader].c, 0,
+                                                 OP_TIMEOUT_MS, errmsg),
+                     0);
+    consensus_status(cl->nodes[leader].c, &st);
+    assert_true(st.snapshot_index > snap_after);
+    /* Restart: the state comes back from the snapshot and the log. */
+    for (i = 0; i < 3; i++) {
+        node_close(cl, i);
+    }
+    for (i = 0; i < 3; i++) {
+        node_open(cl, i, CONSENSUS_BOOTSTRAP);
+    }
+    leader = wait_leader(cl);
+    submit_many(cl, leader, 3, 5);
+    check_same_state(cl, leader, 166);
+    cluster_free(cl);
+}
+
 static void test_single_node(void **state)
 {
     struct cluster *cl = cluster_start(1, 0, 0);
@@ -935,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_catch_up_by_snapshot),
         cmocka_unit_test(test_restart_all),
         cmocka_unit_test(test_add_and_remove_voter),
+        cmocka_unit_test(test_purge_now),
     };
 
     signal(SIGPIPE, SIG_IGN); /* raft_uv writes to sockets peers close */

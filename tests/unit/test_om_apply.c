@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "fault.h"
@@ -784,6 +786,254 @@ static void test_deterministic(void **state)
     teardown((void **)&g);
 }
 
+/* ---- #TRANSACTIONINFO term and the double buffer ---- */
+
+/* CreateVolume "v<i>" at raft index i and term, time T0 + i. */
+static int apply_volume_at(struct fixture *f,
+                           uint64_t i,
+                           uint64_t term,
+                           bool sync,
+                           struct om_result *res)
+{
+    Ozone__Om__OmWriteOp op = OZONE__OM__OM_WRITE_OP__INIT;
+    Ozone__Om__CreateVolumeRequest r = OZONE__OM__CREATE_VOLUME_REQUEST__INIT;
+    Ozone__Om__VolumeInfo v = OZONE__OM__VOLUME_INFO__INIT;
+    char name[32];
+
+    snprintf(name, sizeof(name), "v%03llu", (unsigned long long)i);
+    v.name = name;
+    v.owner = "alice";
+    r.volume = &v;
+    op.op_case = OZONE__OM__OM_WRITE_OP__OP_CREATE_VOLUME;
+    op.create_volume = &r;
+    op.index = i;
+    op.time_ms = T0 + i;
+    return om_apply_write(&f->om, &op, term, sync, res);
+}
+
+static void test_transaction_info_term(void **state)
+{
+    struct fixture *f = *state;
+    struct om_result res;
+    uint64_t term = 0, index = 0;
+
+    assert_int_equal(apply_volume_at(f, 1, 3, false, &res), 0);
+    assert_int_equal(res.code, OK);
+    assert_int_equal(om_read_transaction_info(&f->om, &term, &index), 0);
+    assert_int_equal(term, 3);
+    assert_int_equal(index, 1);
+    /* A refused op stores its term and index too. */
+    assert_int_equal(apply_volume_at(f, 1, 3, false, &res), 0);
+    assert_true(res.replayed);
+    assert_int_equal(apply_volume_at(f, 7, 5, false, &res), 0);
+    assert_int_equal(om_read_transaction_info(&f->om, &term, &index), 0);
+    assert_int_equal(term, 5);
+    assert_int_equal(index, 7);
+    close_db(f);
+    open_db(f);
+    assert_int_equal(om_read_transaction_info(&f->om, &term, &index), 0);
+    assert_int_equal(term, 5);
+    assert_int_equal(index, 7);
+    assert_int_equal(f->om.applied_index, 7);
+}
+
+/* Entries are visible once applied, written by a flush (here explicit:
+ * the flusher waits a minute), and a stop flushes the rest. */
+static void test_double_buffer(void **state)
+{
+    struct fixture *f = *state;
+    struct om_buffer_config cfg = {1000, 60000};
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    struct kv_overlay_stats st;
+    struct om_result res;
+    Ozone__Om__VolumeInfo *got = NULL;
+    uint64_t seq, term = 0, index = 0;
+
+    assert_int_equal(om_buffer_start(&f->om, &cfg, errmsg), 0);
+    seq = kv_latest_sequence(f->kv);
+    for (uint64_t i = 1; i <= 20; i++) {
+        assert_int_equal(apply_volume_at(f, i, 2, false, &res), 0);
+        assert_int_equal(res.code, OK);
+    }
+    /* Applied and readable, not written. */
+    assert_int_equal(kv_latest_sequence(f->kv), seq);
+    assert_int_equal(om_get_volume(&f->om, "v020", NULL, &got, &res), OK);
+    om_msg_free(&got->base);
+    assert_int_equal(f->om.applied_index, 20);
+    assert_int_equal(om_buffer_flushed_index(&f->om), 0);
+    kv_overlay_pending(f->kv, &st);
+    assert_int_equal(st.batches, 20);
+    assert_int_equal(st.last_tag, 20);
+    /* Replays are checked against the applied state, not the flushed. */
+    assert_int_equal(apply_volume_at(f, 20, 2, false, &res), 0);
+    assert_true(res.replayed);
+    assert_int_equal(om_buffer_flush(&f->om, false, errmsg), 0);
+    assert_int_equal(om_buffer_flushed_index(&f->om), 20);
+    assert_true(kv_latest_sequence(f->kv) > seq);
+    kv_overlay_pending(f->kv, &st);
+    assert_int_equal(st.batches, 0);
+    /* A synced apply (prepare) is flushed before it returns. */
+    assert_int_equal(apply_volume_at(f, 21, 2, true, &res), 0);
+    assert_int_equal(om_buffer_flushed_index(&f->om), 21);
+    assert_int_equal(apply_volume_at(f, 22, 4, false, &res), 0);
+    om_buffer_stop(&f->om);
+    assert_null(f->om.buffer);
+    close_db(f);
+    open_db(f);
+    assert_int_equal(om_read_transaction_info(&f->om, &term, &index), 0);
+    assert_int_equal(index, 22);
+    assert_int_equal(term, 4);
+}
+
+/* The flusher thread writes on its own: by count and by time. */
+static void test_double_buffer_flusher(void **state)
+{
+    struct fixture *f = *state;
+    struct om_buffer_config cfg = {8, 20};
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    struct om_result res;
+
+    assert_int_equal(om_buffer_start(&f->om, &cfg, errmsg), 0);
+    for (uint64_t i = 1; i <= 50; i++) {
+        assert_int_equal(apply_volume_at(f, i, 1, false, &res), 0);
+    }
+    for (int waited = 0; om_buffer_flushed_index(&f->om) < 50; waited++) {
+        assert_true(waited < 500);
+        usleep(10000);
+    }
+    om_buffer_stop(&f->om);
+}
+
+static uint64_t digest(struct fixture *f);
+
+static Ozone__ResultCode delete_open_keys(struct fixture *f,
+                                          const uint64_t *clients,
+                                          size_t n,
+                                          uint64_t before_ms,
+                                          struct om_result *res)
+{
+    Ozone__Om__OmWriteOp op = OZONE__OM__OM_WRITE_OP__INIT;
+    Ozone__Om__OmDeleteOpenKeysOp d = OZONE__OM__OM_DELETE_OPEN_KEYS_OP__INIT;
+    Ozone__Om__OmOpenKeyRef refs[4], *ptrs[4];
+
+    assert_true(n <= 4);
+    for (size_t i = 0; i < n; i++) {
+        ozone__om__om_open_key_ref__init(&refs[i]);
+        refs[i].volume = "vol";
+        refs[i].bucket = "bucket";
+        refs[i].key = "k";
+        refs[i].client_id = clients[i];
+        ptrs[i] = &refs[i];
+    }
+    d.keys = ptrs;
+    d.n_keys = n;
+    d.expire_before_ms = before_ms;
+    op.op_case = OZONE__OM__OM_WRITE_OP__OP_DELETE_OPEN_KEYS;
+    op.delete_open_keys = &d;
+    return submit(f, &op, res);
+}
+
+static bool open_key_exists(struct fixture *f, uint64_t client)
+{
+    Ozone__Om__KeyInfo *k = NULL;
+    struct om_result res;
+
+    if (om_get_open_key(&f->om, "vol", "bucket", "k", client, NULL, &k, &res) !=
+        OK) {
+        return false;
+    }
+    om_msg_free(&k->base);
+    return true;
+}
+
+/* DeleteOpenKeys (the open key cleanup's entry) deletes only named keys
+ * that are still open and older than its cut-off; a committed session and
+ * the committed key are left alone. */
+static void test_delete_open_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct block b1, b2, b3;
+    struct block *bs[1] = {&b3};
+    uint64_t size = 10;
+    struct om_result res;
+    Ozone__Om__KeyInfo *k = NULL;
+    uint64_t cut;
+
+    setup_bucket(f);
+    make_block(&b1, 1, 1, 1 << 20);
+    make_block(&b2, 1, 2, 1 << 20);
+    make_block(&b3, 1, 3, 1 << 20);
+    /* Two abandoned sessions (a retried CreateKey), then one committed. */
+    assert_int_equal(open_key(f, "vol", "bucket", "k", 101, &b1), OK);
+    assert_int_equal(open_key(f, "vol", "bucket", "k", 102, &b2), OK);
+    cut = f->clock_ms; /* 101 and 102 were opened before this time */
+    assert_int_equal(open_key(f, "vol", "bucket", "k", 103, &b3), OK);
+    assert_int_equal(commit_key(f, "k", 103, bs, &size, 1, size, NULL), OK);
+    assert_int_equal(open_key(f, "vol", "bucket", "k", 104, &b1), OK);
+    const uint64_t clients[] = {101, 102, 103, 104};
+    assert_int_equal(delete_open_keys(f, clients, 4, cut, &res), OK);
+    assert_non_null(strstr(res.message, "deleted 2 of 4"));
+    assert_false(open_key_exists(f, 101));
+    assert_false(open_key_exists(f, 102));
+    assert_true(open_key_exists(f, 104)); /* younger than the cut-off */
+    assert_int_equal(om_get_key(&f->om, "vol", "bucket", "k", NULL, &k, &res),
+                     OK);
+    assert_int_equal(k->data_size, 10);
+    om_msg_free(&k->base);
+    /* Again: nothing left to delete, still OK (idempotent on replay). */
+    assert_int_equal(delete_open_keys(f, clients, 2, cut, &res), OK);
+    assert_non_null(strstr(res.message, "deleted 0 of 2"));
+}
+
+/* A crash (here: _exit in a child process) loses only unflushed entries;
+ * applying the "raft log" again gives the state of a run without crash. */
+static void test_double_buffer_crash(void **state)
+{
+    struct fixture *f = *state;
+    struct fixture *ref = NULL;
+    struct om_result res;
+    uint64_t term = 0, index = 0;
+    int status = 0;
+    pid_t pid;
+
+    close_db(f);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct om_buffer_config cfg = {100000, 600000};
+        char errmsg[OZ_ERRMSG_SIZE] = "";
+        open_db(f);
+        if (om_buffer_start(&f->om, &cfg, errmsg) != 0) {
+            _exit(2);
+        }
+        for (uint64_t i = 1; i <= 60; i++) {
+            if (apply_volume_at(f, i, 1 + i / 30, false, &res) != 0) {
+                _exit(3);
+            }
+            if (i == 40 && om_buffer_flush(&f->om, false, errmsg) != 0) {
+                _exit(4);
+            }
+        }
+        _exit(0); /* 41..60 were applied and are lost */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    open_db(f);
+    assert_int_equal(om_read_transaction_info(&f->om, &term, &index), 0);
+    assert_int_equal(index, 40);
+    assert_int_equal(term, 2);
+    for (uint64_t i = 1; i <= 60; i++) {
+        assert_int_equal(apply_volume_at(f, i, 1 + i / 30, false, &res), 0);
+        assert_true(res.replayed == (i <= 40));
+    }
+    assert_int_equal(setup((void **)&ref), 0);
+    for (uint64_t i = 1; i <= 60; i++) {
+        assert_int_equal(apply_volume_at(ref, i, 1 + i / 30, false, &res), 0);
+    }
+    assert_true(digest(f) == digest(ref));
+    teardown((void **)&ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -798,6 +1048,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transaction_info_term, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_double_buffer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_double_buffer_flusher, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_double_buffer_crash, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_delete_open_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deterministic, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -385,6 +385,104 @@ static void test_upgrade_and_journal(void **state)
     recon_free(r);
 }
 
+/* The rolling-upgrade orchestrator's run in /api/v1/upgrade: "not
+ * polled yet", then the OM leader's journal (last entries, state, step,
+ * the lease judged at render time), journaled once per change; an older
+ * OM: not available. */
+static void test_rolling_upgrade(void **state)
+{
+    struct recon *r = new_recon();
+    Ozone__Om__OmUpgradeJournalEntry e[60];
+    Ozone__Om__OmUpgradeJournalEntry *p[60];
+    Ozone__Om__OmUpgradeJournalReadResponse v =
+        OZONE__OM__OM_UPGRADE_JOURNAL_READ_RESPONSE__INIT;
+    Ozone__Om__OmUpgradeLease l = OZONE__OM__OM_UPGRADE_LEASE__INIT;
+
+    (void)state;
+    cJSON *up = parse(recon_json_upgrade(r, NOW));
+    const cJSON *ru = cJSON_GetObjectItem(up, "rollingUpgrade");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItem(ru, "available")));
+    assert_string_equal(str(ru, "state"), "UNKNOWN");
+    cJSON_Delete(up);
+
+    /* 60 entries: run BEGIN, then steps; the last 50 are kept. */
+    for (size_t i = 0; i < 60; i++) {
+        ozone__om__om_upgrade_journal_entry__init(&e[i]);
+        e[i].seq = i + 1;
+        e[i].time_ms = (uint64_t)NOW + i;
+        e[i].run_id = "R-7";
+        e[i].step = i == 0 ? 0 : (uint32_t)(i + 1) / 2;
+        e[i].steps = 30;
+        e[i].node = i == 0 ? "" : "dn1";
+        e[i].kind = i == 0 ? "" : "DATANODE";
+        e[i].action = i == 0 ? "run" : "stop";
+        e[i].status = i == 0 ? "BEGIN" : "OK";
+        e[i].to_bin = i == 0 ? "/opt/new" : "";
+        e[i].backend = "local";
+        p[i] = &e[i];
+    }
+    l.holder = "host:1:ab";
+    l.host = "host";
+    l.pid = 1;
+    l.run_id = "R-7";
+    l.expires_ms = (uint64_t)NOW + 10000;
+    v.entries = p;
+    v.n_entries = 60;
+    v.lease = &l;
+    v.now_ms = (uint64_t)NOW;
+    recon_observe_rolling(r,
+                          recon_json_rolling(&v, "127.0.0.1:9862", NULL, NOW),
+                          "R-7", "RUNNING", 30, 30, "dn1", NOW);
+    /* The same again: no second journal line. */
+    recon_observe_rolling(r,
+                          recon_json_rolling(&v, "127.0.0.1:9862", NULL, NOW),
+                          "R-7", "RUNNING", 30, 30, "dn1", NOW + 1);
+    up = parse(recon_json_upgrade(r, NOW + 5000));
+    ru = cJSON_GetObjectItem(up, "rollingUpgrade");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ru, "available")));
+    assert_string_equal(str(ru, "runId"), "R-7");
+    assert_string_equal(str(ru, "state"), "RUNNING");
+    assert_int_equal((int)num(ru, "step"), 30);
+    assert_int_equal((int)num(ru, "steps"), 30);
+    assert_string_equal(str(ru, "node"), "dn1");
+    assert_string_equal(str(ru, "toBin"), "/opt/new");
+    assert_string_equal(str(ru, "source"), "127.0.0.1:9862");
+    const cJSON *entries = cJSON_GetObjectItem(ru, "entries");
+    assert_int_equal(cJSON_GetArraySize(entries), RECON_ROLLING_ENTRIES);
+    assert_int_equal((int)num(cJSON_GetArrayItem(entries, 0), "seq"), 11);
+    const cJSON *lease = cJSON_GetObjectItem(ru, "lease");
+    assert_string_equal(str(lease, "holder"), "host:1:ab");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItem(lease, "expired")));
+    assert_int_equal((int)num(lease, "expiresInMs"), 5000);
+    int n = 0;
+    const cJSON *j;
+    cJSON_ArrayForEach(j, cJSON_GetObjectItem(up, "journal"))
+    {
+        n += strcmp(str(j, "component"), "ORCHESTRATOR") == 0;
+    }
+    assert_int_equal(n, 1);
+    assert_true(journal_has(up, "R-7",
+                            "rolling upgrade RUNNING at step "
+                            "30/30 dn1"));
+    cJSON_Delete(up);
+    /* Later the lease has run out: judged when rendered. */
+    up = parse(recon_json_upgrade(r, NOW + 20000));
+    lease =
+        cJSON_GetObjectItem(cJSON_GetObjectItem(up, "rollingUpgrade"), "lease");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(lease, "expired")));
+    cJSON_Delete(up);
+
+    /* An OM without the journal. */
+    recon_observe_rolling(r, recon_json_rolling(NULL, NULL, "older OM", NOW),
+                          "", "", 0, 0, "", NOW);
+    up = parse(recon_json_upgrade(r, NOW));
+    ru = cJSON_GetObjectItem(up, "rollingUpgrade");
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItem(ru, "available")));
+    assert_string_equal(str(ru, "reason"), "older OM");
+    cJSON_Delete(up);
+    recon_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_health_and_cluster_state),
         cmocka_unit_test(test_containers_paging_and_pipelines),
         cmocka_unit_test(test_upgrade_and_journal),
+        cmocka_unit_test(test_rolling_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,6 +124,59 @@ function renderUpgrade(up) {
        el("span", {class: "what"}, e.event))));
 }
 
+// The rolling-upgrade orchestrator's newest run, from the OM's journal
+// (/api/v1/upgrade "rollingUpgrade"; docs/recon.md).
+function rollingClass(state) {
+  return {DONE: "ok", RUNNING: "ok", ROLLED_BACK: "warn", PAUSED: "warn",
+          FAILED: "bad"}[state] || "warn";
+}
+
+function renderRolling(ru) {
+  const box = document.getElementById("rolling-summary");
+  if (!ru || !ru.available) {
+    box.replaceChildren(
+      el("span", {class: "pill warn", id: "rolling-state"}, "UNKNOWN"),
+      "not available" + (ru && ru.reason ? ": " + ru.reason : ""));
+    fill("#rolling tbody", []);
+    return;
+  }
+  if (ru.state === "NONE") {
+    box.replaceChildren(
+      el("span", {class: "pill ok", id: "rolling-state"}, "NONE"),
+      "no rolling upgrade recorded");
+    fill("#rolling tbody", []);
+    return;
+  }
+  const parts = [
+    el("span", {class: "pill " + rollingClass(ru.state), id: "rolling-state",
+                "data-run": ru.runId}, ru.state),
+    "run " + ru.runId + " (backend " + (ru.backend || "?") + ", to " +
+    (ru.toBin || "?") + ")"];
+  if (ru.step > 0) {
+    parts.push(" \u00b7 step " + ru.step + "/" + ru.steps + " " + ru.node +
+               " (" + ru.action + ")");
+  }
+  if (ru.lease) {
+    parts.push(" \u00b7 lease " + ru.lease.holder + " on " + ru.lease.host +
+               (ru.lease.expired ? ", expired"
+                : ", expires in " + Math.ceil(ru.lease.expiresInMs / 1000) +
+                  "s"));
+  }
+  if (ru.next) {
+    parts.push(el("div", {class: "next"}, ru.next));
+  }
+  box.replaceChildren(...parts);
+  fill("#rolling tbody", ru.entries.slice().reverse().map((e) =>
+    el("tr", {"data-seq": e.seq, class: "st-" + e.status.toLowerCase()},
+       el("td", {}, when(e.timeMs)),
+       el("td", {}, e.step > 0 ? e.step + "/" + e.steps : "run"),
+       el("td", {}, e.node ? e.node + (e.kind ? " (" + e.kind + ")" : "")
+                           : "-"),
+       el("td", {}, e.action),
+       el("td", {class: "status"}, e.status),
+       el("td", {}, e.detail))));
+}
+
 function renderDatanodes(dn) {
   fill("#datanodes tbody", dn.datanodes.map((d) =>
     el("tr", {"data-uuid": d.uuid},
@@ -172,6 +225,7 @@ async function refresh() {
       getJson("/api/v1/task/status")]);
     renderCluster(cs);
     renderUpgrade(up);
+    renderRolling(up.rollingUpgrade);
     renderDatanodes(dn);
     renderPipelines(pl);
     renderTasks(tasks);
