@@ -69,6 +69,7 @@ struct method
     /* DESIGN.md §12: RPC counts and latencies on /prom. */
     struct metric *requests;
     struct metric *errors;
+    struct metric *server_errors; /* the server's fault (server_fault()) */
     struct metric *latency;
 };
 
@@ -104,7 +105,12 @@ struct rpc_server
     pthread_t *threads;
     unsigned n_running;
     bool started;
-    atomic_bool stopping;
+    /* A planned stop first refuses new calls (UNAVAILABLE without an
+     * OzoneError, which every client retries) while the admitted ones
+     * finish, then shuts gRPC down (stop_serving()). */
+    atomic_bool refusing;
+    atomic_size_t admitted; /* calls whose handler was or will be run */
+    atomic_bool stopping;   /* no more slots are armed */
 
     pthread_mutex_t mu;
     pthread_cond_t cond; /* live reached 0, or shutdown tag arrived */
@@ -140,6 +146,8 @@ struct rpc_call
     grpc_metadata trailer;
     bool has_trailer;
     int cancelled;
+    bool admitted; /* counted in srv->admitted */
+    bool refused;  /* answered "shutting down" without running a handler */
 };
 
 /* ---- live count ---- */
@@ -210,6 +218,9 @@ static void call_free(struct rpc_call *c)
     grpc_metadata_array_destroy(&c->req_md);
     grpc_call_unref(c->call);
     rpc__arena_release(&c->arena);
+    if (c->admitted) {
+        atomic_fetch_sub(&srv->admitted, 1);
+    }
     free(c);
     atomic_fetch_sub(&srv->calls, 1);
     live_done(srv);
@@ -230,6 +241,36 @@ static void call_fail(struct rpc_call *c, const struct rpc__status *st)
     c->err = *st;
 }
 
+/* Whether a failed call failed by the server's fault rather than the
+ * request's: the rolling upgrade's safety gate counts these
+ * (admin-cli/orch_gate.c). The OzoneError code decides when there is one
+ * (KEY_NOT_FOUND, QUOTA_EXCEEDED, NOT_LEADER... are answers to the
+ * request, whatever gRPC status carries them); the gRPC status otherwise. */
+static bool server_fault(const struct rpc__status *st)
+{
+    switch (st->code) {
+        case OZONE__RESULT_CODE__OK:
+            break;
+        case OZONE__RESULT_CODE__INTERNAL_ERROR:
+        case OZONE__RESULT_CODE__UNAVAILABLE:
+        case OZONE__RESULT_CODE__TIMEOUT:
+        case OZONE__RESULT_CODE__IO_EXCEPTION:
+            return true;
+        default:
+            return false;
+    }
+    switch (st->status) {
+        case RPC_STATUS_INTERNAL:
+        case RPC_STATUS_UNAVAILABLE:
+        case RPC_STATUS_UNKNOWN:
+        case RPC_STATUS_DEADLINE_EXCEEDED:
+        case RPC_STATUS_RESOURCE_EXHAUSTED:
+            return true;
+        default:
+            return false;
+    }
+}
+
 static void record_metrics(const struct rpc_call *c)
 {
     struct timespec now;
@@ -241,6 +282,9 @@ static void record_metrics(const struct rpc_call *c)
     metrics_add(c->method->requests, 1);
     if (c->failed) {
         metrics_add(c->method->errors, 1);
+        if (server_fault(&c->err)) {
+            metrics_add(c->method->server_errors, 1);
+        }
     }
     metrics_observe(c->method->latency,
                     (double)(now.tv_sec - c->start.tv_sec) +
@@ -255,7 +299,9 @@ static void call_send(struct rpc_call *c)
     grpc_call_error rc;
 
     memset(ops, 0, sizeof(ops));
-    record_metrics(c);
+    if (!c->refused) { /* a refused call was not served: not counted */
+        record_metrics(c);
+    }
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     n++;
     if (!c->failed && c->resp != NULL) {
@@ -282,20 +328,27 @@ static void call_send(struct rpc_call *c)
             oz_strlcpy(c->err.message, "internal error: no response",
                        sizeof(c->err.message));
         }
-        oe.code = c->err.code;
-        oe.message = c->err.message;
-        oe.leader_hint = c->leader_hint;
-        c->trailer.key = grpc_slice_from_static_string(RPC__ERROR_MD_KEY);
-        c->trailer.value = pack_to_slice(&oe.base);
-        c->has_trailer = true;
+        if (!c->refused) {
+            /* A refused call carries no OzoneError: to its client it is
+             * the same as a node that is down, retried elsewhere or
+             * later (rpc_client.c), which is safe as nothing ran. */
+            oe.code = c->err.code;
+            oe.message = c->err.message;
+            oe.leader_hint = c->leader_hint;
+            c->trailer.key = grpc_slice_from_static_string(RPC__ERROR_MD_KEY);
+            c->trailer.value = pack_to_slice(&oe.base);
+            c->has_trailer = true;
+        }
         c->details = grpc_slice_from_copied_string(c->err.message);
         c->has_details = true;
         ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
         ops[n].data.send_status_from_server.status =
             (grpc_status_code)c->err.status;
         ops[n].data.send_status_from_server.status_details = &c->details;
-        ops[n].data.send_status_from_server.trailing_metadata_count = 1;
-        ops[n].data.send_status_from_server.trailing_metadata = &c->trailer;
+        ops[n].data.send_status_from_server.trailing_metadata_count =
+            c->has_trailer ? 1 : 0;
+        ops[n].data.send_status_from_server.trailing_metadata =
+            c->has_trailer ? &c->trailer : NULL;
         n++;
     }
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
@@ -343,6 +396,21 @@ static void call_serve(struct rpc_call *c, grpc_byte_buffer *payload)
     const ProtobufCMessageDescriptor *out_desc;
     int rc;
 
+    /* Counted before the check, checked after: stop_serving() sets
+     * refusing before it reads admitted, so a call is either refused or
+     * waited for (both sides use sequentially consistent atomics). */
+    atomic_fetch_add(&c->srv->admitted, 1);
+    c->admitted = true;
+    if (atomic_load(&c->srv->refusing)) {
+        atomic_fetch_sub(&c->srv->admitted, 1);
+        c->admitted = false;
+        c->refused = true;
+        call_set_status(c, RPC_STATUS_UNAVAILABLE,
+                        OZONE__RESULT_CODE__UNAVAILABLE,
+                        "server is shutting down: retry on another node or "
+                        "once it is back");
+        goto send;
+    }
     if (m == NULL) {
         call_set_status(c, RPC_STATUS_UNIMPLEMENTED,
                         OZONE__RESULT_CODE__UNKNOWN_METHOD,
@@ -536,6 +604,8 @@ int rpc_server_new(struct rpc_server **out,
     pthread_condattr_destroy(&ca);
     srv->shutdown_tag.kind = TAG_SHUTDOWN;
     atomic_init(&srv->stopping, false);
+    atomic_init(&srv->refusing, false);
+    atomic_init(&srv->admitted, 0);
     atomic_init(&srv->calls, 0);
     rpc_library_init();
     *out = srv;
@@ -626,6 +696,10 @@ int rpc_server_add_service(struct rpc_server *srv,
         m->errors =
             metrics_get("ozone_rpc_errors_total", labels, METRIC_COUNTER,
                         "RPC requests answered with an error");
+        m->server_errors = metrics_get(
+            "ozone_rpc_server_errors_total", labels, METRIC_COUNTER,
+            "RPC requests that failed by the server's fault (internal "
+            "error, unavailable, timeout, I/O), not the request's");
         m->latency =
             metrics_get("ozone_rpc_latency_seconds", labels, METRIC_HISTOGRAM,
                         "time from arrival to answer of an RPC");
@@ -809,31 +883,46 @@ static bool wait_drained(struct rpc_server *srv, int ms)
     return true;
 }
 
-/* Waits up to ms for the calls in flight to finish. True when none is
- * left. Polls: calls is decremented without signalling. */
-static bool wait_calls_done(struct rpc_server *srv, int ms)
+/* Waits up to ms for *counter to reach zero; returns the ms waited, or
+ * -1 when it did not. Polls: the counters are decremented without
+ * signalling. */
+static int wait_zero(atomic_size_t *counter, int ms)
 {
     struct timespec step = {0, 5 * 1000000L};
+    int waited = 0;
 
-    for (int waited = 0; atomic_load(&srv->calls) != 0; waited += 5) {
+    for (; atomic_load(counter) != 0; waited += 5) {
         if (waited >= ms) {
-            return false;
+            return -1;
         }
         nanosleep(&step, NULL);
     }
-    return true;
+    return waited;
 }
 
 static void stop_serving(struct rpc_server *srv, int grace_ms)
 {
+    int grace = grace_ms < 0 ? 0 : grace_ms;
+
+    /* Phase 1: refuse new calls, keep the slots armed so that arriving
+     * calls are matched and answered, and let the admitted ones finish.
+     * Shutting gRPC down at once would drop the calls it holds unmatched
+     * (every slot of their method busy) with CANCELLED, which a client
+     * cannot tell from a failure of its request (DESIGN.md §2: a rolling
+     * restart fails no client request). */
+    atomic_store(&srv->refusing, true);
+    int waited = wait_zero(&srv->admitted, grace);
+    if (waited < 0) {
+        waited = grace;
+    }
+    /* Phase 2: stop gRPC. The shutdown tag also waits for idle client
+     * connections to go away, which a connected peer may never do: once
+     * the calls in flight have finished (or the grace is over), cancel
+     * what is left so that a drained server stops at once instead of
+     * after the whole grace. */
     atomic_store(&srv->stopping, true);
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
-    /* The shutdown tag also waits for idle client connections to go away,
-     * which a connected peer may never do: once the calls in flight have
-     * finished (or the grace is over), cancel what is left so that a
-     * drained server stops at once instead of after the whole grace. */
-    bool drained = wait_calls_done(srv, grace_ms < 0 ? 0 : grace_ms);
-    if (!drained) {
+    if (wait_zero(&srv->calls, grace - waited) < 0) {
         log_warn(
             "rpc server: %zu calls still in flight after %d ms, "
             "cancelling them",

@@ -937,6 +937,73 @@ static void test_shutdown_in_flight(void **state)
     }
 }
 
+struct stop_probe
+{
+    pthread_t thread;
+    const char *addr;
+    bool ok;
+    enum rpc_status status;
+    char message[256];
+};
+
+static void *stop_probe_thread(void *arg)
+{
+    struct stop_probe *p = arg;
+    const char *addrs[] = {p->addr};
+    struct rpc_client *c = client_for(addrs, 1, 5000, 1);
+    Ozone__Testing__EchoRequest req = OZONE__TESTING__ECHO_REQUEST__INIT;
+    Ozone__Testing__EchoResponse *resp = NULL;
+    struct rpc_error err;
+
+    req.sleep_ms = 150; /* blocks the only completion-queue thread */
+    if (echo_call(c, &req, &resp, &err) == 0) {
+        p->ok = true;
+        rpc_message_free(&resp->base);
+    } else {
+        p->status = err.status;
+        oz_strlcpy(p->message, err.message, sizeof(p->message));
+    }
+    rpc_client_free(c);
+    return NULL;
+}
+
+/* A planned stop answers the calls it will not serve with UNAVAILABLE
+ * (retried by every client, nothing ran) and serves the admitted ones;
+ * none is dropped with CANCELLED, which gRPC does to calls it still holds
+ * unmatched when it shuts down (one thread: most calls wait unmatched). */
+static void test_stop_refuses_not_cancels(void **state)
+{
+    enum { N = 6 };
+    struct echo e = {0};
+    struct stop_probe probes[N];
+    int ok = 0;
+
+    (void)state;
+    echo_start_cfg(&e, 1, 0);
+    for (size_t i = 0; i < N; i++) {
+        memset(&probes[i], 0, sizeof(probes[i]));
+        probes[i].addr = e.addr;
+        pthread_create(&probes[i].thread, NULL, stop_probe_thread, &probes[i]);
+    }
+    for (int w = 0; w < 500 && atomic_load(&e.calls) < 1; w++) {
+        sleep_ms(2);
+    }
+    sleep_ms(50); /* let the other calls reach the server */
+    rpc_server_free(e.srv, 5000);
+    e.srv = NULL;
+    for (size_t i = 0; i < N; i++) {
+        pthread_join(probes[i].thread, NULL);
+        if (probes[i].ok) {
+            ok++;
+        } else if (probes[i].status != RPC_STATUS_UNAVAILABLE) {
+            fail_msg("call %zu: status %d (%s), want OK or UNAVAILABLE", i,
+                     (int)probes[i].status, probes[i].message);
+        }
+    }
+    assert_true(ok >= 1); /* the call being served when the stop began */
+    assert_int_equal(atomic_load(&e.bad_context), 0);
+}
+
 static void test_server_config(void **state)
 {
     struct echo e = {0};
@@ -1081,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_wait_for_ready),
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_shutdown_in_flight),
+        cmocka_unit_test(test_stop_refuses_not_cancels),
         cmocka_unit_test(test_server_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
