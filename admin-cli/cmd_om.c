@@ -432,7 +432,7 @@ static int om_prepare(struct cli *cli,
             sleep_ms((long)(interval_s * 1000));
         }
     }
-    if (n_done < (t->n + 1) / 2) {
+    if (n_done < t->n / 2 + 1) {
         char names[512] = "";
         for (size_t i = 0; i < t->n; i++) {
             if (!done[i]) {

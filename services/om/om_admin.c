@@ -213,31 +213,15 @@ static enum rpc_handler_result submit_prepare_op(struct om_ha *ha,
                                                  bool cancel,
                                                  uint64_t *index)
 {
-    Ozone__Om__OmWriteOp op = OZONE__OM__OM_WRITE_OP__INIT;
-    Ozone__Om__OmPrepareOp p = OZONE__OM__OM_PREPARE_OP__INIT;
-    Ozone__Om__OmCancelPrepareOp cp = OZONE__OM__OM_CANCEL_PREPARE_OP__INIT;
     struct om_result res;
-    struct timespec ts;
 
     if (!require_leader(ha, &res)) {
         return fail(call, &res);
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
-    op.time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    if (cancel) {
-        cp.requested_ms = op.time_ms;
-        op.op_case = OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE;
-        op.cancel_prepare = &cp;
-    } else {
-        p.requested_ms = op.time_ms;
-        op.op_case = OZONE__OM__OM_WRITE_OP__OP_PREPARE;
-        op.prepare = &p;
-    }
-    om_ha_submit(ha, &op, &res);
+    om_ha_submit_prepare(ha, cancel, &res, index);
     if (res.code != OZONE__RESULT_CODE__OK) {
         return fail(call, &res);
     }
-    *index = op.index;
     return RPC_HANDLER_DONE;
 }
 

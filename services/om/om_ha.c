@@ -300,14 +300,23 @@ static int load_prepare_state(struct om_ha *ha, bool upgrade, char *errmsg)
                          OM_PREPARED_INFO_KEY);
         return OZ_ECORRUPT;
     }
-    if (upgrade && (marker || key)) {
+    /* #PREPAREDINFO is replicated state: om_apply refuses writes while it
+     * is present, on every OM alike (DESIGN.md §8.1). It is therefore
+     * never deleted here, only by a CancelPrepare entry. */
+    if (upgrade && key) {
+        ha->prepared_index = index;
+        ha->leave_prepare = true;
         log_info("--upgrade: leaving prepare mode (prepared at index %" PRIu64
-                 ")",
+                 "): this OM commits a CancelPrepare entry once it leads; "
+                 "writes stay refused until then",
                  index);
-        if (key) {
-            kv_delete(ha->om->kv, ha->om->cf[OM_META_TABLE],
-                      OM_PREPARED_INFO_KEY, strlen(OM_PREPARED_INFO_KEY));
-        }
+        return 0;
+    }
+    if (upgrade && marker) {
+        log_info(
+            "--upgrade: removing prepare marker '%s' (the OM DB is not "
+            "prepared)",
+            ha->marker_path);
         om_ha__remove_marker(ha);
         return 0;
     }
@@ -320,12 +329,17 @@ static int load_prepare_state(struct om_ha *ha, bool upgrade, char *errmsg)
         return OZ_ECORRUPT;
     }
     if (key && !marker) {
-        log_warn(
-            "'%s' found without prepare marker '%s': starting "
-            "unprepared and deleting it",
-            OM_PREPARED_INFO_KEY, ha->marker_path);
-        kv_delete(ha->om->kv, ha->om->cf[OM_META_TABLE], OM_PREPARED_INFO_KEY,
-                  strlen(OM_PREPARED_INFO_KEY));
+        /* The prepare entry was applied (on every OM: writes are refused
+         * cluster-wide) but this OM stopped before its snapshot and
+         * marker. Its gate stays closed, as the DB says. */
+        ha->prepared_index = index;
+        ha->prepare_pending = index;
+        log_warn("'%s' (index %" PRIu64
+                 ") found without prepare marker '%s': the OM stopped "
+                 "before its prepare snapshot; writes stay refused "
+                 "(PREPARE_GATE_ENABLED): run 'ozone admin om prepare' again "
+                 "to complete it, or 'ozone admin om cancelprepare'",
+                 OM_PREPARED_INFO_KEY, index, ha->marker_path);
         return 0;
     }
     if (key) {
@@ -335,6 +349,98 @@ static int load_prepare_state(struct om_ha *ha, bool upgrade, char *errmsg)
                  index);
     }
     return 0;
+}
+
+/* ---- leaving prepare mode (ozone om --upgrade) ---- */
+
+void om_ha_submit_prepare(struct om_ha *ha,
+                          bool cancel,
+                          struct om_result *res,
+                          uint64_t *index)
+{
+    Ozone__Om__OmWriteOp op = OZONE__OM__OM_WRITE_OP__INIT;
+    Ozone__Om__OmPrepareOp p = OZONE__OM__OM_PREPARE_OP__INIT;
+    Ozone__Om__OmCancelPrepareOp cp = OZONE__OM__OM_CANCEL_PREPARE_OP__INIT;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    op.time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    if (cancel) {
+        cp.requested_ms = op.time_ms;
+        op.op_case = OZONE__OM__OM_WRITE_OP__OP_CANCEL_PREPARE;
+        op.cancel_prepare = &cp;
+    } else {
+        p.requested_ms = op.time_ms;
+        op.op_case = OZONE__OM__OM_WRITE_OP__OP_PREPARE;
+        op.prepare = &p;
+    }
+    om_ha_submit(ha, &op, res);
+    if (index != NULL) {
+        *index = op.index;
+    }
+}
+
+/* One try; true when nothing is left to do. */
+static bool leave_prepare_once(struct om_ha *ha, bool *warned)
+{
+    struct om_result res;
+    uint64_t index = 0;
+
+    if (om_ha_prepare_state(ha, NULL) == OM_NOT_PREPARED) {
+        return true; /* cancelled meanwhile, by another OM or an admin */
+    }
+    if (!consensus_is_leader(ha->c)) {
+        if (!*warned) {
+            log_info(
+                "--upgrade: waiting to lead the OM service to cancel "
+                "prepare; 'ozone admin om cancelprepare' does it from "
+                "any OM");
+            *warned = true;
+        }
+        return false;
+    }
+    om_ha_submit_prepare(ha, true, &res, &index);
+    if (res.code != OZONE__RESULT_CODE__OK) {
+        log_warn("--upgrade: CancelPrepare failed, retrying: %s", res.message);
+        return false;
+    }
+    log_info("--upgrade: prepare cancelled at index %" PRIu64
+             ": writes accepted",
+             index);
+    return true;
+}
+
+static void *leave_prepare_main(void *arg)
+{
+    struct om_ha *ha = arg;
+    bool warned = false;
+
+    while (!atomic_load(&ha->leave_stop) && !leave_prepare_once(ha, &warned)) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* A one-node group leads at once: cancel before serving, so the first
+ * client write after start-up is accepted. Otherwise a thread tries until
+ * this OM leads or prepare was cancelled. */
+static void start_leave_prepare(struct om_ha *ha)
+{
+    bool warned = true;
+
+    if (!ha->leave_prepare ||
+        (!ha->has_service && leave_prepare_once(ha, &warned))) {
+        return;
+    }
+    atomic_store(&ha->leave_stop, false);
+    if (pthread_create(&ha->leave_thread, NULL, leave_prepare_main, ha) != 0) {
+        log_error(
+            "--upgrade: cannot start a thread to cancel prepare; run "
+            "'ozone admin om cancelprepare'");
+        return;
+    }
+    ha->leave_started = true;
 }
 
 /* ---- open / close ---- */
@@ -470,8 +576,14 @@ int om_ha_open(struct om_ha *ha,
     if (!ha->has_service && wait_for_leader(ha, 10000) != 0) {
         log_warn("one-node OM raft group did not elect itself within 10s");
     }
+    start_leave_prepare(ha);
     rc = om_cleanup_start(ha, errmsg);
     if (rc != 0) {
+        if (ha->leave_started) {
+            atomic_store(&ha->leave_stop, true);
+            pthread_join(ha->leave_thread, NULL);
+            ha->leave_started = false;
+        }
         consensus_close(ha->c);
         ha->c = NULL;
         om_buffer_stop(om);
@@ -514,6 +626,11 @@ void om_ha_close(struct om_ha *ha)
         return;
     }
     om_cleanup_stop(ha);
+    if (ha->leave_started) {
+        atomic_store(&ha->leave_stop, true);
+        pthread_join(ha->leave_thread, NULL);
+        ha->leave_started = false;
+    }
     consensus_close(ha->c); /* transfers leadership first when leading */
     ha->c = NULL;
     om_buffer_stop(ha->om); /* no apply runs any more: flush, synced */

@@ -56,6 +56,7 @@
 #define OZONE_OM_HA_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -119,6 +120,13 @@ struct om_ha
     struct metric *prepare_snapshot_index; /* first one at/after prepare */
     struct metric *prepare_purged_index;   /* log purged up to (prepare) */
     struct om_cleanup *cleanup;            /* om_cleanup.c */
+    /* ozone om --upgrade on a prepared OM: leaving prepare mode is a
+     * CancelPrepare entry, proposed by this OM once it leads (a local
+     * change would let OMs apply the same entry differently, §8.1). */
+    bool leave_prepare;
+    bool leave_started;
+    pthread_t leave_thread;
+    atomic_bool leave_stop;
 };
 
 /* Daemon configure hook (before storage and servers): resolves this node
@@ -168,6 +176,13 @@ const struct om_ha_node *om_ha_node_by_name(const struct om_ha *ha,
 
 enum om_prepare_state om_ha_prepare_state(struct om_ha *ha,
                                           uint64_t *prepared_index);
+
+/* Proposes a Prepare (cancel false) or CancelPrepare entry and waits until
+ * it is applied here; res as om_ha_submit(), *index the entry's index. */
+void om_ha_submit_prepare(struct om_ha *ha,
+                          bool cancel,
+                          struct om_result *res,
+                          uint64_t *index);
 
 /* OpenKeyCleanupService (om_cleanup.c): starts / stops its thread. */
 int om_cleanup_start(struct om_ha *ha, char *errmsg);

@@ -18,7 +18,10 @@ datanode):
 - prepare twice in a row is accepted;
 - start with `--upgrade` (and `--downgrade`) leaves prepare mode;
 - start-up states: a marker without the DB key refuses to start (corrupt
-  prepare state); the DB key without a marker starts unprepared.
+  prepare state); the DB key without a marker stays prepared (the key is
+  replicated) until prepare completes again;
+- one OM restarted with `--upgrade` cancels prepare for the whole service
+  through raft once it leads, and every OM's tables stay equal.
 """
 import json
 import os
@@ -75,6 +78,16 @@ class OmPrepareTest(oztest.OzoneTestCase):
             self.assertRegex(f.read(), r"OM prepared for upgrade at index "
                                        r"%d: snapshot at \d+, raft log "
                                        r"purged" % txn)
+
+    def wait_same_digest(self, c, timeout=60):
+        def same():
+            entries = json.loads(c.ozone_cmd("admin", "om", "digest",
+                                             "--json").stdout)
+            d = {e["nodeId"]: (e["digest"], e["appliedIndex"])
+                 for e in entries}
+            return d if (len(d) == len(c.oms) and
+                         len(set(d.values())) == 1) else None
+        oztest.wait_for(same, timeout, "equal OM digests", interval=0.3)
 
     def assert_writes_refused(self, c):
         for args in (("volume", "create", "/vol9"),
@@ -178,7 +191,35 @@ class OmPrepareTest(oztest.OzoneTestCase):
         om1.wait_ready()
         with open(om1.log_path) as f:
             self.assertIn("found without prepare marker", f.read())
+        # #PREPAREDINFO is replicated: om1 stays prepared like its peers
+        # (a local "unprepared" would apply writes they refuse).
         self.assertFalse(os.path.exists(self.marker(om1)))
+        self.assert_writes_refused(c)
+        r = self.prepare(c)
+        self.assertIn("All OMs are prepared", r.stdout)
+        self.assertTrue(os.path.exists(self.marker(om1)))
+
+        # One follower restarted with --upgrade: leaving prepare mode is a
+        # replicated CancelPrepare, committed once it leads; until then
+        # the whole service stays prepared and every OM applies the same.
+        leader = c.om_leader()
+        om_up = next(om for om in c.oms if om is not leader)
+        om_up.stop()
+        om_up.start("--upgrade")
+        om_up.wait_ready()
+        self.assert_writes_refused(c)
+        self.assertTrue(os.path.exists(self.marker(om_up)))
+        c.ozone_cmd("admin", "om", "transfer", "--service-id",
+                    c.OM_SERVICE_ID, "-n", om_up.name)
+        oztest.wait_for(lambda: not any(os.path.exists(self.marker(om))
+                                        for om in c.oms),
+                        30, "prepare cancelled on every OM")
+        self.sh(c, "key", "put", "/vol1/bucket1/key4", self.src)
+        self.wait_same_digest(c)
+        with open(om_up.log_path) as f:
+            self.assertIn("--upgrade: prepare cancelled at index", f.read())
+        r = self.prepare(c)
+        self.assertIn("All OMs are prepared", r.stdout)
 
         # Stop all, start with --upgrade / --downgrade: writes again.
         for om in c.oms:
