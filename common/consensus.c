@@ -717,10 +717,24 @@ int consensus_open(const struct consensus_config *cfg,
     }
     rv = raft_start(&c->raft);
     if (rv != 0) {
-        oz_errmsg_printf(errmsg,
-                         "raft start of '%s' failed: %s: check that %s is "
-                         "free and '%s' readable",
-                         c->name, raft_why(c, rv), bind, c->data_dir);
+        const char *why = raft_why(c, rv);
+
+        if (rv == RAFT_CORRUPT || strstr(why, "segment") != NULL) {
+            /* A torn or truncated log file: never repaired silently (an
+             * entry this node acknowledged may be in it), but the way out
+             * is named: the rest of the group holds the log. */
+            oz_errmsg_printf(
+                errmsg,
+                "raft log '%s' is damaged: move it aside and restart "
+                "this node to rejoin and catch up from the leader by "
+                "snapshot (%s)",
+                c->data_dir, why);
+        } else {
+            oz_errmsg_printf(errmsg,
+                             "raft start of '%s' failed: %s: check that %s is "
+                             "free and '%s' readable",
+                             c->name, why, bind, c->data_dir);
+        }
         goto err_after_raft;
     }
     uv_async_init(&c->loop, &c->async, async_cb);

@@ -204,15 +204,15 @@ class OmHaTest(oztest.OzoneTestCase):
         new = self.wait_leader(c, not_name=old.name)
         ok = [k for k, (rc, _) in results.items() if rc == 0]
         failed = {k: err for k, (rc, err) in results.items() if rc != 0}
-        # Clients fail over by themselves: at most the puts in flight at
-        # the kill may fail (a retried commit the old leader had applied).
-        self.assertLessEqual(len(failed), 8, list(failed.items())[:3])
+        # Clients fail over by themselves: no put fails (a retried commit
+        # the old leader had applied is answered OK by the new one).
+        self.assertEqual(failed, {})
         listed = {k["name"] for k in self.json_of(
             c, "sh", "key", "list", "/vol1/bha", "--all")}
         missing = [k for k in ok if k not in listed]
         self.assertEqual(missing, [], "acknowledged puts lost")
         dst = os.path.join(self.tmp, "dst")
-        for k in ok[:: max(1, len(ok) // 10)]:
+        for k in ok:  # every acknowledged put reads back byte-exact
             if os.path.exists(dst):
                 os.unlink(dst)
             c.ozone_cmd("sh", "key", "get", "/vol1/bha/" + k, dst)
@@ -256,6 +256,45 @@ class OmHaTest(oztest.OzoneTestCase):
         self.assertNotEqual(new.name, leader.name)
         leader.start()
         leader.wait_ready()
+
+    def check_truncated_segment(self, c):
+        """A follower whose newest closed raft log segment lost its tail
+        (a torn write, a disk that lied about a flush) refuses to start
+        with a message naming the directory and the way out; with the log
+        moved aside it rejoins, catches up from the leader, and every
+        OM's tables end equal."""
+        leader = c.om_leader()
+        f = next(o for o in c.oms if o is not leader)
+        for i in range(20):
+            c.ozone_cmd("sh", "volume", "create", "/trunc%d" % i)
+        self.wait_same_digest(c, c.oms)
+        self.assertEqual(f.stop(), 0, f.log_tail())
+        rdir = os.path.join(f.overrides["ozone.om.db.dirs"], "om", "ratis")
+        segs = [p for p in os.listdir(rdir)
+                if re.match(r"^(open-\d+|\d{16}-\d{16})$", p)
+                and os.path.getsize(os.path.join(rdir, p)) > 0]
+        self.assertTrue(segs, os.listdir(rdir))
+        closed = sorted(p for p in segs if not p.startswith("open-"))
+        victim = os.path.join(rdir, closed[-1] if closed else segs[0])
+        size = os.path.getsize(victim)
+        with open(victim, "r+b") as fh:
+            fh.truncate(size - max(8, size // 3))
+        for i in range(20, 30):
+            c.ozone_cmd("sh", "volume", "create", "/trunc%d" % i)
+        # Never repaired silently: the OM refuses to start and names the
+        # way out.
+        self.assertEqual(f.run_once(check=False), 1)
+        with open(f.log_path) as fh:
+            log = fh.read()
+        self.assertIn("raft log '%s' is damaged: move it aside and "
+                      "restart this node" % rdir, log)
+        # The way out: an empty log, caught up from the leader.
+        shutil.move(rdir, rdir + ".damaged")
+        f.start()
+        f.wait_ready()
+        self.wait_same_digest(c, c.oms, timeout=90)
+        c.ozone_cmd("sh", "volume", "create", "/trunc-after")
+        self.wait_same_digest(c, c.oms, timeout=30)
 
     def check_bootstrap(self, c):
         om4 = c.new_om("om4")
@@ -308,6 +347,7 @@ class OmHaTest(oztest.OzoneTestCase):
         self.check_snapshot_catch_up(c)
         self.check_double_buffer_figures(c)
         self.check_sigterm_transfers(c)
+        self.check_truncated_segment(c)
         self.check_bootstrap(c)
 
     # ---- double buffer crash recovery ----
