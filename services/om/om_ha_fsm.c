@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "om_ha_internal.h"
 #include "tar.h"
@@ -531,6 +532,12 @@ static int fsm_restore(void *ctx, uint64_t index, const void *data, size_t len)
              ha->d->storage_dir);
     remove_tree(dir);
     rc = write_file(tar_path, data, len, errmsg);
+    if (rc == 0 && fault_hit("om.snapshot.cut") != 0) {
+        /* Tests: the snapshot arrived cut off (half its bytes). */
+        if (truncate(tar_path, (off_t)(len / 2)) != 0) {
+            rc = OZ_EIO;
+        }
+    }
     if (rc == 0) {
         rc = unpack_snapshot(tar_path, dir, errmsg);
     }
