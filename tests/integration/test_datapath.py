@@ -12,16 +12,22 @@ processes, driven by the real `ozone` CLI and freon.
   acknowledged key;
 - a corrupted chunk file is detected and the read is served by another
   replica; with every replica corrupted the get fails naming each one;
-- bad input: server errors exit 1 with the result code, bad usage exit 2.
+- bad input: server errors exit 1 with the result code, bad usage exit 2;
+- `ozone admin datanode list` in Ozone's plain layout, filtered by
+  --node-state (a killed datanode turns up under DEAD);
+- a client killed (kill -9) in the middle of a put leaves no key behind,
+  and a killed overwrite leaves the old version readable byte for byte.
 """
 import glob
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
@@ -37,6 +43,17 @@ SMALL = {
     "ozone.scm.block.size": "4MB",
     "ozone.scm.container.size": "16MB",
 }
+
+
+# `ozone admin datanode list`, plain (Ozone's layout, cmd_admin.c
+# print_datanode): per datanode these lines, the related pipelines and a
+# blank line.
+DN_HEADER = re.compile(r"^Datanode: (\S+) \((/[^/]*)/([^/]+)/([^/]+)/"
+                       r"(\d+) pipelines\)$")
+DN_PIPELINE = re.compile(r"^([^/\s]+)/(ONE|THREE)/STAND_ALONE/([A-Z]+)/"
+                         r"(Leader|Follower)$")
+NODE_STATE_ERROR = ("ozone: invalid node state '%s': expected HEALTHY, "
+                    "HEALTHY_READONLY, STALE or DEAD\n")
 
 
 def write_random(path, size, seed):
@@ -149,6 +166,127 @@ class DataPath(oztest.OzoneTestCase):
         files = glob.glob(pattern)
         self.assertEqual(len(files), 1, pattern)
         return files[0]
+
+    def parse_datanode_list(self, text):
+        """The plain output of `ozone admin datanode list` as one dict per
+        datanode, checking Ozone's layout line by line on the way."""
+        if text == "":
+            return []
+        self.assertTrue(text.endswith("\n\n"), repr(text[-40:]))
+        nodes = []
+        for block in text[:-2].split("\n\n"):
+            lines = block.split("\n")
+            self.assertGreaterEqual(len(lines), 5, block)
+            m = DN_HEADER.match(lines[0])
+            self.assertIsNotNone(m, lines[0])
+            op = re.match(r"^Operational State: ([A-Z_]+)$", lines[1])
+            health = re.match(r"^Health State: ([A-Z_]+)$", lines[2])
+            self.assertIsNotNone(op, block)
+            self.assertIsNotNone(health, block)
+            self.assertEqual(lines[3], "Related pipelines:", block)
+            pipes = {}
+            if len(lines) == 5 and not DN_PIPELINE.match(lines[4]):
+                self.assertIn(lines[4], (
+                    "No pipelines in cluster.",
+                    "No related pipelines or the node is not in Healthy "
+                    "state."), block)
+            else:
+                for line in lines[4:]:
+                    pm = DN_PIPELINE.match(line)
+                    self.assertIsNotNone(pm, line)
+                    pipes[pm.group(1)] = pm.group(2, 3, 4)
+            self.assertEqual(int(m.group(5)), len(pipes), block)
+            nodes.append({"uuid": m.group(1), "location": m.group(2),
+                          "ip": m.group(3), "host": m.group(4),
+                          "op": op.group(1), "health": health.group(1),
+                          "pipelines": pipes})
+        return nodes
+
+    def datanode_list_with_pipelines(self, c, *args):
+        """(plain datanode list output, pipeline list --json) from one
+        moment: retried until the pipelines are the same before and after
+        the datanode list (SCM may open or close some meanwhile)."""
+        def snapshot():
+            def pipes():
+                return sorted((p["id"], p["state"], p["replicationFactor"],
+                               [d["uuid"] for d in p["datanodes"]])
+                              for p in self.json_of(c, "admin", "pipeline",
+                                                    "list", "--json"))
+            before = pipes()
+            text = c.ozone_cmd("admin", "datanode", "list", *args).stdout
+            after = pipes()
+            return (text, after) if before == after else None
+        return oztest.wait_for(snapshot, 60, "a stable pipeline list",
+                               interval=0.2)
+
+    def bytes_written(self, c):
+        """ozone_datanode_bytes_written_total of every datanode, summed."""
+        total = 0
+        for dn in c.datanodes:
+            status, body = oztest.http_get(dn.http_port, "/prom")
+            self.assertEqual(status, 200, dn.name)
+            total += sum(int(float(line.split()[-1]))
+                         for line in body.splitlines()
+                         if line.startswith(
+                             "ozone_datanode_bytes_written_total"))
+        return total
+
+    def om_requests(self, c, op):
+        status, body = oztest.http_get(c.oms[0].http_port, "/prom")
+        self.assertEqual(status, 200)
+        name = 'ozone_om_requests_total{op="%s"} ' % op
+        for line in body.splitlines():
+            if line.startswith(name):
+                return int(float(line[len(name):]))
+        self.fail("OM /prom has no %s" % name)
+
+    def killed_put(self, c, path, src, feed, replicas):
+        """Starts `ozone sh key put PATH -` and feeds it the first `feed`
+        bytes of src through a pipe that stays open, so the put cannot end
+        by itself; once the OM has opened the key and the datanodes hold
+        at least half of what was fed (on each of `replicas` replicas),
+        kill -9 the client in the middle of its put."""
+        written0 = self.bytes_written(c)
+        creates0 = self.om_requests(c, "CreateKey")
+        commits0 = self.om_requests(c, "CommitKey")
+        err_f = open(os.path.join(self.tmp, "put.err"), "w+")
+        self.addCleanup(err_f.close)
+        proc = subprocess.Popen(
+            [c.ozone, "--conf", c.conf_dir, "sh", "key", "put", path, "-"],
+            stdin=subprocess.PIPE, stdout=err_f, stderr=err_f, bufsize=0)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+
+        def feeder():
+            try:
+                with open(src, "rb") as f:
+                    left = feed
+                    while left > 0:
+                        piece = f.read(min(left, MiB))
+                        proc.stdin.write(piece)
+                        left -= len(piece)
+            except (BrokenPipeError, ValueError, OSError):
+                pass  # the client died (the kill below, or a failure)
+        t = threading.Thread(target=feeder, daemon=True)
+        t.start()
+
+        def progress():
+            if proc.poll() is not None:
+                err_f.seek(0)
+                raise AssertionError("the put ended by itself (exit %d): %s"
+                                     % (proc.returncode, err_f.read()))
+            return (self.om_requests(c, "CreateKey") > creates0 and
+                    self.bytes_written(c) - written0 >= feed // 2 * replicas)
+        oztest.wait_for(progress, 120, "the put to be under way",
+                        interval=0.1)
+        # Mid-put: open on the OM, never committed, and still running.
+        self.assertEqual(self.om_requests(c, "CommitKey"), commits0)
+        self.assertIsNone(proc.poll())
+        proc.send_signal(signal.SIGKILL)
+        self.assertEqual(proc.wait(timeout=30), -signal.SIGKILL)
+        t.join(timeout=30)
+        self.assertFalse(t.is_alive(), "the feeder is stuck")
+        proc.stdin.close()
+        self.assertEqual(self.om_requests(c, "CommitKey"), commits0)
 
     # ---- tests ----
 
@@ -394,6 +532,114 @@ class DataPath(oztest.OzoneTestCase):
         for uuid in loc["datanodes"]:
             self.assertIn(uuid, last)
         self.assertFalse(os.path.exists(dst), "partial output left behind")
+
+    def test_datanode_list_plain_output_and_node_state_filter(self):
+        c = self.start(datanodes=3)
+        self.wait_pipelines(c, "THREE")
+        self.wait_pipelines(c, "ONE", 3)
+        details = {n["datanodeDetails"]["uuid"]: n for n in
+                   self.json_of(c, "admin", "datanode", "list", "--json")}
+        self.assertEqual(sorted(details), ["dn1", "dn2", "dn3"])
+        for args in ((), ("--node-state", "HEALTHY")):
+            text, pipes = self.datanode_list_with_pipelines(c, *args)
+            nodes = self.parse_datanode_list(text)
+            # In the order the datanodes registered with SCM.
+            self.assertEqual(sorted(n["uuid"] for n in nodes),
+                             ["dn1", "dn2", "dn3"], text)
+            for n in nodes:
+                d = details[n["uuid"]]["datanodeDetails"]
+                self.assertEqual((n["location"], n["ip"], n["host"]),
+                                 (d["networkLocation"], d["ipAddress"],
+                                  d["hostName"]), n)
+                self.assertEqual(n["location"], "/default-rack")
+                self.assertEqual(n["ip"], "127.0.0.1")
+                self.assertEqual((n["op"], n["health"]),
+                                 ("IN_SERVICE", "HEALTHY"), n)
+                # Its pipelines, each with factor, state and whether it
+                # is the first member (Leader).
+                mine = {pid: (factor, state,
+                              "Leader" if members[0] == n["uuid"]
+                              else "Follower")
+                        for pid, state, factor, members in pipes
+                        if n["uuid"] in members}
+                self.assertEqual(n["pipelines"], mine, text)
+                self.assertIn(("THREE", "OPEN"),
+                              {v[:2] for v in mine.values()}, n)
+        # No datanode is dead: nothing at all is printed.
+        r = c.ozone_cmd("admin", "datanode", "list", "--node-state", "DEAD")
+        self.assertEqual((r.stdout, r.stderr), ("", ""))
+        # A state that is not one fails as bad usage before asking SCM.
+        for bad in ("BOGUS", "NODE_STATE_UNSPECIFIED", ""):
+            r = c.ozone_cmd("admin", "datanode", "list", "--node-state", bad,
+                            check=False)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stdout, "")
+            self.assertEqual(r.stderr, NODE_STATE_ERROR % bad)
+        r = c.ozone_cmd("admin", "datanode", "list", "--node-state",
+                        check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("'--node-state'", r.stderr)
+        self.assertIn("needs a value", r.stderr)
+        # A killed datanode turns DEAD (ozone.scm.dead.node.interval) and
+        # leaves the HEALTHY list.
+        c.datanodes[2].kill()
+
+        def dead():
+            r = c.ozone_cmd("admin", "datanode", "list", "--node-state",
+                            "DEAD")
+            return r.stdout or None
+        nodes = self.parse_datanode_list(oztest.wait_for(
+            dead, 90, "dn3 to be DEAD", interval=0.5))
+        self.assertEqual([(n["uuid"], n["op"], n["health"]) for n in nodes],
+                         [("dn3", "IN_SERVICE", "DEAD")])
+        nodes = self.parse_datanode_list(c.ozone_cmd(
+            "admin", "datanode", "list", "--node-state", "HEALTHY").stdout)
+        self.assertEqual(sorted((n["uuid"], n["health"]) for n in nodes),
+                         [("dn1", "HEALTHY"), ("dn2", "HEALTHY")])
+        nodes = self.parse_datanode_list(c.ozone_cmd(
+            "admin", "datanode", "list").stdout)
+        self.assertEqual(sorted((n["uuid"], n["health"]) for n in nodes),
+                         [("dn1", "HEALTHY"), ("dn2", "HEALTHY"),
+                          ("dn3", "DEAD")])
+
+    def test_client_killed_mid_put_leaves_no_key(self):
+        c = self.start(datanodes=3)
+        self.wait_pipelines(c, "THREE")
+        self.bucket(c, "vol1", "bk3", "THREE")
+        src = os.path.join(self.tmp, "big")
+        write_random(src, 64 * MiB, 21)
+        # 24 MiB of the 64 MiB: across blocks (4 MB) and containers.
+        self.killed_put(c, "/vol1/bk3/k", src, 24 * MiB, 3)
+        r = self.sh(c, "key", "info", "/vol1/bk3/k", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("KEY_NOT_FOUND", r.stderr)
+        r = self.sh(c, "key", "get", "/vol1/bk3/k",
+                    os.path.join(self.tmp, "dst"), check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("KEY_NOT_FOUND", r.stderr)
+        self.assertEqual(self.json_of(c, "sh", "key", "list", "/vol1/bk3"),
+                         [])
+        # The abandoned open key does not stand in the way of a new put.
+        self.put_get(c, "/vol1/bk3/k", 1 * MiB + 1, 22)
+
+    def test_client_killed_mid_overwrite_keeps_old_version(self):
+        c = self.start(datanodes=3)
+        self.wait_pipelines(c, "THREE")
+        self.bucket(c, "vol1", "bk3", "THREE")
+        old = self.put_get(c, "/vol1/bk3/k", 5 * MiB + 3, 23)
+        old_src = os.path.join(self.tmp, "src-23")
+        src = os.path.join(self.tmp, "big")
+        write_random(src, 64 * MiB, 24)
+        self.killed_put(c, "/vol1/bk3/k", src, 24 * MiB, 3)
+        self.assertEqual(self.json_of(c, "sh", "key", "info", "/vol1/bk3/k"),
+                         old)
+        dst = os.path.join(self.tmp, "dst")
+        self.sh(c, "key", "get", "/vol1/bk3/k", dst)
+        self.assertEqual(os.path.getsize(dst), 5 * MiB + 3)
+        self.assertTrue(same_file(old_src, dst), "old version differs")
+        keys = self.json_of(c, "sh", "key", "list", "/vol1/bk3")
+        self.assertEqual([(k["name"], k["dataSize"]) for k in keys],
+                         [("k", 5 * MiB + 3)])
 
 
 if __name__ == "__main__":
