@@ -133,11 +133,12 @@ static void after_prepare_change(struct om_ha *ha,
             prepare_purged(ha, rc);
         }
     } else {
-        om_ha__remove_marker(ha);
+        /* Gate first, marker after: a marker gone means writes are open. */
         pthread_mutex_lock(&ha->mu);
         ha->prepared_index = 0;
         ha->prepare_pending = 0;
         pthread_mutex_unlock(&ha->mu);
+        om_ha__remove_marker(ha);
         log_info("prepare cancelled at index %" PRIu64 ": writes accepted",
                  index);
     }

@@ -230,6 +230,10 @@ class OmPrepareTest(oztest.OzoneTestCase):
         for om in c.oms:
             om.wait_ready()
         c.om_leader()
+        # The first leader commits the CancelPrepare; every OM applies it.
+        oztest.wait_for(lambda: not any(os.path.exists(self.marker(om))
+                                        for om in c.oms),
+                        60, "prepare cancelled on every OM")
         self.sh(c, "key", "put", "/vol1/bucket1/key3", self.src)
         self.assert_reads_work(c)
         for om in c.oms:
