@@ -268,10 +268,14 @@ class Node:
         return cmd + list(self.extra_args) + list(extra)
 
     def run_once(self, *extra, check=True):
-        """Runs the daemon binary with extra args to completion (--init)."""
+        """Runs the daemon binary with extra args to completion (--init),
+        in the daemon's environment (self.env) as start() does."""
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        env = dict(os.environ, **self.env) if self.env else None
         with open(self.log_path, "ab") as log:
             r = subprocess.run(self.command(*extra), stdout=log,
-                               stderr=subprocess.STDOUT, timeout=120)
+                               stderr=subprocess.STDOUT, timeout=120,
+                               env=env)
         if check and r.returncode != 0:
             raise RuntimeError("'%s %s' failed with %d:\n%s" % (
                 self.name, " ".join(extra), r.returncode, self.log_tail()))

@@ -237,6 +237,24 @@ class OmHaTest(oztest.OzoneTestCase):
         figures = json.loads(r.stdout)
         self.assertEqual((figures["successful"], figures["failures"]),
                          (5000, 0), r.stdout)
+        # First the snapshot arrives cut off: refused, nothing of it
+        # installed, the OM keeps running and its tables stay as they were.
+        # (libraft 0.15 leaks 16 bytes after a refused restore.)
+        follower.env = dict(oztest.libraft_leak_env(),
+                            OZONE_FAULT="om.snapshot.cut")
+        follower.start()
+        follower.wait_ready()
+
+        def refused():
+            with open(follower.log_path) as f:
+                return "refusing OM snapshot at index" in f.read()
+        oztest.wait_for(refused, 60, "the cut-off snapshot refused")
+        self.assertIsNone(follower.proc.poll(), follower.log_tail())
+        self.assertEqual(
+            self.prom_value(follower, "ozone_om_snapshot_installs_total"),
+            before)
+        self.assertEqual(follower.stop(), 0, follower.log_tail())
+        follower.env = {}
         follower.start()
         follower.wait_ready()
         self.wait_same_digest(c, c.oms, timeout=90)
@@ -282,8 +300,10 @@ class OmHaTest(oztest.OzoneTestCase):
         for i in range(20, 30):
             c.ozone_cmd("sh", "volume", "create", "/trunc%d" % i)
         # Never repaired silently: the OM refuses to start and names the
-        # way out.
-        self.assertEqual(f.run_once(check=False), 1)
+        # way out. (libraft 0.15 leaks the partly loaded batch here.)
+        f.env = oztest.libraft_leak_env()
+        self.assertEqual(f.run_once(check=False), 1, f.log_tail())
+        f.env = {}
         with open(f.log_path) as fh:
             log = fh.read()
         self.assertIn("raft log '%s' is damaged: move it aside and "
