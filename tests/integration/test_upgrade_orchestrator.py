@@ -20,6 +20,17 @@ processes it started afterwards (LocalCluster.adopt()).
   skips the nodes already done and finishes, with the workload clean;
 - a second orchestrator while one runs: refused with UPGRADE_LEASE_HELD
   naming the first one's pid; the first finishes;
+- the safety gate: a --max-p99 of 1 ms that the cluster's own /prom
+  latency histograms exceed under client load pauses the roll after the
+  first step (exit 3, the gate's measured p99 and the threshold in the
+  pause line, `gate` FAILED and PAUSED in the journal and in `upgrade
+  status`), the node stays on the new binary, the cluster serves, and
+  --resume with the normal thresholds finishes the roll (pre-finalized)
+  with the workload clean;
+- a datanode whose new binary starts but never answers (it hangs before
+  its exec): the step times out after --step-timeout, the node is back on
+  its old binary, the run pauses at that step naming the timeout, the
+  cluster serves, and --rollback puts every node back on the old release;
 - --dry-run of the systemd and compose backends: the steps in the order
   SCM, Recon, datanodes, OMs and what each would apply, with the cluster,
   the unit directory and the compose directory untouched.
@@ -28,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 
@@ -52,6 +64,23 @@ def _files(d):
         with open(os.path.join(d, name), "rb") as f:
             out[name] = f.read()
     return out
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _running(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _fmt(r):
@@ -91,10 +120,10 @@ class Orchestrator(oztest.OzoneTestCase):
             self.assertEqual(U.versions(n)[0], 100, n.name)
         return c
 
-    def workload(self, c):
+    def workload(self, c, threads=8):
         wdir = os.path.join(self.tmp, "work")
         os.makedirs(wdir)
-        w = U.Workload(c, VOL, BUCKET, wdir)
+        w = U.Workload(c, VOL, BUCKET, wdir, threads=threads)
         w.start()
         self.addCleanup(w.stop)
         wait_for(lambda: w.count() >= 40, 60, "the workload to run")
@@ -366,7 +395,199 @@ class Orchestrator(oztest.OzoneTestCase):
         print("second orchestrator refused %d times" % refused,
               file=sys.stderr)
 
-    # ---- e: dry runs of the systemd and compose backends ----
+    # ---- e: the safety gate trips on the cluster's real p99 ----
+
+    def test_safety_gate_pauses_then_resume(self):
+        """--max-p99 1ms under client load: puts wait on datanode writes
+        and, while SCM restarts, on block allocations, so the p99 the gate
+        computes from the OM and datanode /prom histograms over the first
+        step's window is well above 1 ms (tens of ms here); --max-error-rate
+        1 keeps the error budget out of it. --resume with the usual
+        thresholds then finishes."""
+        c = self.start_cluster(datanodes=3, oms=1)
+        order = [st["node"] for st in U.json_of(
+            c, "admin", "upgrade", "plan", "--new-bin", self.new_dir,
+            "--backend", "local")["steps"]]
+        w = self.workload(c, threads=3)
+        r = self.run_orch(c, *U.orch_args(self.new_dir, "local", dwell="3s",
+                                          max_p99="1ms",
+                                          max_error_rate="1"))
+        self.assertEqual(r.returncode, U.ORCH_EXIT_PAUSED, _fmt(r))
+        self.assertNotIn("Rolling upgrade done", r.stdout)
+        steps = len(c.nodes)
+        m = re.search(r"rolling upgrade paused at step (\d+)/(\d+) \((\S+)\):"
+                      r" safety gate: (.*)", r.stderr)
+        self.assertIsNotNone(m, _fmt(r))
+        step, node = int(m.group(1)), m.group(3)
+        self.assertEqual(int(m.group(2)), steps, _fmt(r))
+        # The pause names what the gate measured and the threshold.
+        pm = re.search(r"p99 latency (\d+) ms is above "
+                       r"ozone\.upgrade\.gate\.max\.p99 1 ms", m.group(4))
+        self.assertIsNotNone(pm, _fmt(r))
+        self.assertGreater(int(pm.group(1)), 1, _fmt(r))
+        self.assertIn("--resume", r.stderr)
+        print("gate: %s" % m.group(0), file=sys.stderr)
+        self.assertIn("step %d/%d %s" % (step, steps, node), r.stdout)
+        self.assertIn("gate failed", r.stdout)
+
+        # The journal: the gate FAILED at that step, the run PAUSED there,
+        # every earlier step done, the lease released.
+        j = U.journal(c)
+        self.assertEqual(j["state"], "PAUSED", j)
+        self.assertIsNone(j["lease"], j)
+        failed = [e for e in j["entries"] if e["status"] == "FAILED"]
+        self.assertEqual([(e["action"], e["node"], e["step"])
+                          for e in failed], [("gate", node, step)], j)
+        self.assertIn("p99 latency", failed[0]["detail"])
+        paused = [e for e in j["entries"] if e["action"] == "run" and
+                  e["status"] == "PAUSED"]
+        self.assertEqual(len(paused), 1, j)
+        self.assertIn(node, paused[0]["detail"])
+        self.assertEqual(len(U.steps_done(j)), step - 1, j)
+        st = c.ozone_cmd("admin", "upgrade", "status").stdout
+        self.assertRegex(st, r"Rolling upgrade: run \S+ .*PAUSED at step "
+                         r"%d/%d %s \(gate\)" % (step, steps,
+                                                  re.escape(node)))
+        self.assertIn("--resume", st)
+
+        # The node that tripped the gate stays on the new binary; the
+        # nodes after it were not touched; the cluster serves.
+        self.assertEqual(order[step - 1], node, order)
+        c.adopt()
+        for i, name in enumerate(order):
+            n = next(x for x in c.nodes if x.name == name)
+            self.assertTrue(n.alive(), "%s:\n%s" % (name, n.log_tail()))
+            on_new = i < step
+            self.assertEqual(n.binary, self.new_exe if on_new else
+                             self.old_exe, name)
+            self.assertEqual(U.versions(n)[0], 102 if on_new else 100, name)
+        self.put_get(c, "after-gate-pause")
+        self.assertEqual(w.failures, [])
+
+        # --resume with the usual thresholds: the paused node is checked
+        # and gated again without a restart, the rest are rolled.
+        pid = next(n for n in c.nodes if n.name == node).proc.pid
+        r = self.run_orch(c, *U.orch_args(None, None, "--resume"))
+        self.assertEqual(r.returncode, 0, _fmt(r))
+        self.assertIn("Rolling upgrade done", r.stdout)
+        self.assertIn("pre-finalized", r.stdout)
+        self.assert_on(c, self.new_exe, 102)
+        self.assertEqual(next(n for n in c.nodes if n.name == node).proc.pid,
+                         pid, "%s was restarted again by --resume" % node)
+        self.assertEqual(U.apparent_by_kind(c)["om"], {100})
+        self.assertEqual(U.apparent_by_kind(c)["datanode"], {100})
+        j = U.journal(c)
+        self.assertEqual(j["state"], "DONE", j)
+        self.assertEqual(sorted(U.steps_done(j)),
+                         sorted(n.name for n in c.nodes), j)
+        self.assertTrue(any(e["action"] == "gate" and e["status"] == "OK" and
+                            e["node"] == node for e in j["entries"]), j)
+        self.assert_clean(w)
+
+    # ---- f: a node that does not come back within its step timeout ----
+
+    def test_node_not_back_within_step_timeout_then_rollback(self):
+        """dn2's new binary starts and runs with dn2's arguments but never
+        serves (it sleeps before its exec): after --step-timeout the
+        orchestrator stops it, starts dn2 on its old binary again and
+        pauses at dn2's step; --rollback undoes SCM and dn1."""
+        hang_dir = os.path.join(self.tmp, "release-hang")
+        U.make_bin_dir(hang_dir, oztest.OZONE,
+                       hang_args=("hdds.datanode.id=dn2",), hang_seconds=600)
+        self.addCleanup(self._end_hung, hang_dir)
+        c = self.start_cluster(datanodes=3, oms=1)
+        self.put_get(c, "before-roll")
+        t0 = time.monotonic()
+        r = self.run_orch(c, *U.orch_args(hang_dir, "local",
+                                          step_timeout="15s"))
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, U.ORCH_EXIT_PAUSED, _fmt(r))
+        # The hang really happened, and only for dn2's one start.
+        hung = U.hung_pids(hang_dir)
+        self.assertEqual(len(hung), 1, hung)
+        self.assertGreaterEqual(took, 15, _fmt(r))
+        steps = len(c.nodes)
+        dn2_step = 1 + [n.name for n in c.datanodes].index("dn2") + 1
+        m = re.search(r"rolling upgrade paused at step (\d+)/(\d+) \(dn2\): "
+                      r"(.*)", r.stderr)
+        self.assertIsNotNone(m, _fmt(r))
+        self.assertEqual((int(m.group(1)), int(m.group(2))),
+                         (dn2_step, steps), _fmt(r))
+        self.assertIn("did not come back on %s" % hang_dir, m.group(3))
+        self.assertIn("after 15s (the step timeout)", m.group(3))
+        self.assertIn("--rollback", r.stderr)
+        print("step timeout (run took %.1f s): %s" % (took, m.group(0)),
+              file=sys.stderr)
+
+        # The journal: wait FAILED for dn2, restarted on the old binary.
+        j = U.journal(c)
+        self.assertEqual(j["state"], "PAUSED", j)
+        self.assertIsNone(j["lease"], j)
+        failed = [e for e in j["entries"] if e["status"] == "FAILED"]
+        self.assertEqual([(e["action"], e["node"], e["step"])
+                          for e in failed], [("wait", "dn2", dn2_step)], j)
+        self.assertIn("restarted on %s" % self.old_dir, failed[0]["detail"])
+        self.assertIn("step timeout", failed[0]["detail"])
+        self.assertEqual(U.steps_done(j), ["scm", "dn1"], j)
+        st = c.ozone_cmd("admin", "upgrade", "status").stdout
+        self.assertRegex(st, r"Rolling upgrade: run \S+ .*PAUSED at step "
+                         r"%d/%d dn2 \(wait\)" % (dn2_step, steps))
+
+        # The hung process and its sleep are gone; dn2 runs the old
+        # binary again; SCM and dn1 stay on the new one; the cluster
+        # serves the key written before and new ones.
+        for pid in hung[0]:
+            wait_for(lambda p=pid: not _running(p), 10,
+                     "the hung start %d to end" % pid)
+        c.adopt()
+        for n in c.nodes:
+            self.assertTrue(n.alive(), "%s:\n%s" % (n.name, n.log_tail()))
+            new = n.name in ("scm", "dn1")
+            self.assertEqual(n.binary, os.path.join(hang_dir, "ozone")
+                             if new else self.old_exe, n.name)
+            self.assertEqual(U.versions(n)[0], 102 if new else 100, n.name)
+        U.wait_datanodes_healthy(c, 3)
+        self.get_existing(c, "before-roll")
+        U.wait_pipeline(c)
+        self.put_get(c, "after-timeout")
+
+        # Roll back: SCM and dn1 go back, in reverse order.
+        r = self.run_orch(c, *U.orch_args(None, None, "--rollback"))
+        self.assertEqual(r.returncode, 0, _fmt(r))
+        self.assertIn("Rollback done", r.stdout)
+        rolled = [mm.group(3) for mm in STEP_LINE.finditer(r.stdout)]
+        self.assertEqual(list(dict.fromkeys(rolled)), ["dn1", "scm"],
+                         r.stdout)
+        self.assert_on(c, self.old_exe, 100)
+        self.assertEqual(U.journal(c)["state"], "ROLLED_BACK")
+        self.assertEqual(len(U.hung_pids(hang_dir)), 1)
+        self.get_existing(c, "after-timeout")
+        self.put_get(c, "after-rollback")
+
+    def get_existing(self, c, name):
+        """The key put_get(c, name) wrote reads back whole."""
+        dst = os.path.join(self.tmp, name + ".again")
+        c.ozone_cmd("sh", "key", "get", "--force",
+                    "/%s/%s/%s" % (VOL, BUCKET, name), dst, timeout=120)
+        with open(os.path.join(self.tmp, name + ".in"), "rb") as a, \
+                open(dst, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+
+    @staticmethod
+    def _end_hung(hang_dir):
+        """Cleanup: a hung start the orchestrator did not end (the test
+        failed before) is ended by its pids, if they still are ours."""
+        for pids in U.hung_pids(hang_dir):
+            for pid in pids:
+                cmd = _cmdline(pid)
+                if _running(pid) and (hang_dir.encode() in cmd or
+                                      cmd.startswith(b"sleep\0")):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    # ---- g: dry runs of the systemd and compose backends ----
 
     def test_dry_run_systemd_and_compose(self):
         c = self.start_cluster(datanodes=3, oms=1, recon=True)

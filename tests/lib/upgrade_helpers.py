@@ -52,7 +52,8 @@ OLD_RELEASE = "1.0.0"
 NEW_RELEASE = "1.1.0"
 
 
-def make_bin_dir(path, real_ozone, software_version=None, broken_kinds=()):
+def make_bin_dir(path, real_ozone, software_version=None, broken_kinds=(),
+                 hang_args=(), hang_seconds=600):
     """Creates directory path holding an executable `ozone` that stands in
     for an installed release: it runs real_ozone, adding
     `--testing-software-version <software_version>` (as set_bits() does)
@@ -60,6 +61,12 @@ def make_bin_dir(path, real_ozone, software_version=None, broken_kinds=()):
     other command unchanged (`ozone version --json`, the CLI). Started as a
     daemon of a kind in broken_kinds it fails as a corrupt binary would:
     `ozone: cannot execute binary file: Exec format error`, exit 126.
+    Started as a daemon with one of hang_args among its arguments (e.g.
+    "hdds.datanode.id=dn2": one node) it hangs as a node that never comes
+    back would: the process runs with the node's arguments but sleeps
+    hang_seconds before the exec, answering nothing; it appends "<its
+    pid> <the sleep's pid>" to <path>/hung.pids first (hung_pids()).
+    SIGTERM or SIGINT ends it and its sleep at once.
     Returns the path of the `ozone` it wrote."""
     os.makedirs(path, exist_ok=True)
     real = shlex.quote(os.path.abspath(real_ozone))
@@ -75,6 +82,24 @@ def make_bin_dir(path, real_ozone, software_version=None, broken_kinds=()):
                   '    echo "ozone: cannot execute binary file: Exec format '
                   'error" >&2',
                   "    exit 126 ;;",
+                  "esac"]
+    if hang_args:
+        pids = shlex.quote(os.path.join(os.path.abspath(path), "hung.pids"))
+        lines += ['case "$1" in',
+                  "%s)" % "|".join(DAEMONS),
+                  '    for arg in "$@"; do',
+                  '        case "$arg" in',
+                  "        %s)" % "|".join(shlex.quote(a) for a in hang_args),
+                  "            trap 'kill $hang 2>/dev/null; exit 143' "
+                  "TERM INT",
+                  "            sleep %d &" % int(hang_seconds),
+                  "            hang=$!",
+                  '            echo "$$ $hang" >> %s' % pids,
+                  '            wait "$hang"',
+                  "            trap - TERM INT",
+                  "            break ;;",
+                  "        esac",
+                  "    done ;;",
                   "esac"]
     if software_version is not None:
         lines += ['case "$1" in',
@@ -92,6 +117,17 @@ def make_bin_dir(path, real_ozone, software_version=None, broken_kinds=()):
              stat.S_IROTH | stat.S_IXOTH)
     os.replace(exe + ".tmp", exe)
     return exe
+
+
+def hung_pids(path):
+    """[(shell pid, sleep pid)] of the starts that hung in the bin dir
+    path of make_bin_dir(hang_args=...), oldest first."""
+    try:
+        with open(os.path.join(path, "hung.pids")) as f:
+            return [tuple(int(x) for x in line.split())
+                    for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
 
 
 def software_by_kind(c):
@@ -398,18 +434,19 @@ def steps_done(j):
     return out
 
 
-def orch_args(new_bin=None, backend=None, *extra, dwell="1s"):
+def orch_args(new_bin=None, backend=None, *extra, dwell="1s",
+              step_timeout="120s", max_error_rate="0.5", max_p99="60s"):
     """Arguments of `ozone admin upgrade run` (new_bin and backend None:
     for --resume / --rollback in extra) with test-sized knobs: a short
     dwell, and timeouts and gate thresholds generous enough that a loaded
-    CI machine does not trip them."""
+    CI machine does not trip them (unless a test gives tighter ones)."""
     args = ["admin", "upgrade", "run"]
     if new_bin is not None:
         args += ["--new-bin", new_bin]
     if backend is not None:
         args += ["--backend", backend]
-    args += ["--dwell", dwell, "--step-timeout", "120s",
-             "--max-error-rate", "0.5", "--max-p99", "60s",
+    args += ["--dwell", dwell, "--step-timeout", step_timeout,
+             "--max-error-rate", max_error_rate, "--max-p99", max_p99,
              "--lease-ttl", "60s"]
     return args + list(extra)
 
