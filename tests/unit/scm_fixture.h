@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "scm_internal.h"
+#include "test_tmpdir.h"
 
 /* Not every test uses every helper. */
 #define FX_FN static __attribute__((unused))
@@ -95,21 +96,10 @@ FX_FN struct fx *fx_new(void)
     return f;
 }
 
-FX_FN int fx_rm(const char *path,
-                const struct stat *sb,
-                int flag,
-                struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 FX_FN void fx_free(struct fx *f)
 {
     fx_close(f);
-    nftw(f->dir, fx_rm, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
 }
 

@@ -17,6 +17,7 @@
 #include "conf.h"
 #include "conf_keys.h"
 #include "err.h"
+#include "test_tmpdir.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -318,17 +319,6 @@ static void test_override_syntax(void **state)
     }
 }
 
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void test_files_and_dirs(void **state)
 {
     char dir[64];
@@ -382,7 +372,7 @@ static void test_files_and_dirs(void **state)
     assert_string_equal(errmsg, want);
 
     conf_free(c);
-    nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(dir);
 }
 
 static void test_parse_duration(void **state)

@@ -31,6 +31,7 @@
 
 #include "consensus.h"
 #include "err.h"
+#include "test_tmpdir.h"
 
 #define MAX_NODES 4
 #define WAIT_MS 15000
@@ -188,17 +189,6 @@ struct cluster
     unsigned threshold, trailing;
 };
 
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int free_port(void)
 {
     struct sockaddr_in sa;
@@ -337,7 +327,7 @@ static void cluster_free(struct cluster *cl)
         }
         pthread_mutex_destroy(&cl->nodes[i].fsm.mu);
     }
-    nftw(cl->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(cl->root);
     free(cl);
 }
 
@@ -609,7 +599,7 @@ static void test_open_port_in_use(void **state)
     assert_non_null(strstr(errmsg, "busy"));
     print_message("expected error: %s\n", errmsg);
     close(fd);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(dir);
 }
 
 /* ---- cluster tests ---- */

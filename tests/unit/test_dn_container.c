@@ -20,6 +20,7 @@
 #include "dn_internal.h"
 #include "err.h"
 #include "kv.h"
+#include "test_tmpdir.h"
 
 #define MAX_CHUNK 4096
 
@@ -32,17 +33,6 @@ struct fixture
     struct kv *kv;
     struct dn_store *s;
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void open_store(struct fixture *f)
 {
@@ -104,7 +94,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     close_store(f);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -17,23 +17,13 @@
 #include "err.h"
 #include "fault.h"
 #include "kv.h"
+#include "test_tmpdir.h"
 
 struct fixture
 {
     char dir[64];
     char db[128];
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -51,7 +41,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

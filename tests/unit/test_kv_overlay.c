@@ -22,6 +22,7 @@
 #include "err.h"
 #include "fault.h"
 #include "kv.h"
+#include "test_tmpdir.h"
 
 static const char *const cfs[] = {"t", "u"};
 
@@ -30,17 +31,6 @@ struct fixture
     char dir[64];
     char db[128];
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -59,7 +49,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     fault_clear_all();
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

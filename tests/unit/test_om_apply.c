@@ -21,6 +21,7 @@
 #include "fault.h"
 #include "kv.h"
 #include "om_state.h"
+#include "test_tmpdir.h"
 
 #define OK OZONE__RESULT_CODE__OK
 #define T0 1700000000000ull
@@ -33,17 +34,6 @@ struct fixture
     struct om om;
     uint64_t clock_ms;
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void open_db(struct fixture *f)
 {
@@ -81,7 +71,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     close_db(f);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

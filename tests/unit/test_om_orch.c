@@ -22,6 +22,7 @@
 #include "kv.h"
 #include "om_orch.h"
 #include "om_state.h"
+#include "test_tmpdir.h"
 
 #define OK OZONE__RESULT_CODE__OK
 #define HELD OZONE__RESULT_CODE__UPGRADE_LEASE_HELD
@@ -41,17 +42,6 @@ struct fixture
     struct om om;
     struct om_result res; /* outcome of the last op */
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -76,7 +66,7 @@ static int teardown(void **state)
 
     om_release(&f->om);
     kv_close(f->kv);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

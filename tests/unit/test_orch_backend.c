@@ -33,6 +33,7 @@
 #include "err.h"
 #include "fault.h"
 #include "orch.h"
+#include "test_tmpdir.h"
 
 /* ---- helpers ---- */
 
@@ -45,17 +46,6 @@ struct fixture
     char log[128];
     char conf[128];
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
@@ -308,7 +298,7 @@ static int teardown_local(void **state)
     }
     cJSON_Delete(root);
     free(text);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(f->dir);
     free(f);
     return 0;
 }

@@ -18,19 +18,9 @@
 #include "err.h"
 #include "fault.h"
 #include "props.h"
+#include "test_tmpdir.h"
 
 /* ---- helpers ---- */
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup_tmp(void **state)
 {
@@ -47,7 +37,7 @@ static int setup_tmp(void **state)
 static int teardown_tmp(void **state)
 {
     char *dir = *state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(dir);
     free(dir);
     fault_clear_all();
     return 0;

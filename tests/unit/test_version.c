@@ -22,6 +22,7 @@
 #include "log.h"
 #include "props.h"
 #include "version.h"
+#include "test_tmpdir.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -33,17 +34,6 @@ struct fixture
     char path[128]; /* dir/current/VERSION */
     struct version_manager *vm;
 };
-
-static int rm_entry(const char *path,
-                    const struct stat *st,
-                    int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -70,7 +60,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
-    nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove(fx->dir);
     free(fx->vm);
     free(fx);
     fault_clear_all();
@@ -565,7 +555,7 @@ static void test_start_rules(void **state)
         char after[4096] = "";
         int rc;
 
-        nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_tmpdir_remove(fx->dir);
         assert_int_equal(mkdir(fx->dir, 0700), 0);
         cfg.catalog = c->catalog == VERSION_CATALOG_OM
                           ? om_catalog_1_0()
