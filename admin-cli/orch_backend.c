@@ -676,6 +676,29 @@ static cJSON *manifest_node(cJSON *m,
     return NULL;
 }
 
+/* Loads the manifest and finds node name's entry: 0 with *m (the caller
+ * deletes it) and *e in it, or an error with errmsg set and *m NULL. */
+static int manifest_entry(struct orch_backend *b,
+                          const char *name,
+                          cJSON **m,
+                          cJSON **e,
+                          char *errmsg)
+{
+    int rc = manifest_load(b->path, m, errmsg);
+
+    if (rc != 0) {
+        *m = NULL;
+        return rc;
+    }
+    *e = manifest_node(*m, b->path, name, errmsg);
+    if (*e == NULL) {
+        cJSON_Delete(*m);
+        *m = NULL;
+        return OZ_EINVAL;
+    }
+    return 0;
+}
+
 static pid_t entry_pid(const cJSON *e)
 {
     const cJSON *pid = cJSON_GetObjectItemCaseSensitive(e, "pid");
@@ -900,16 +923,11 @@ static int local_current_bin(struct orch_backend *b,
                              size_t size,
                              char *errmsg)
 {
-    cJSON *m = NULL;
-    int rc = manifest_load(b->path, &m, errmsg);
+    cJSON *m, *e;
+    int rc = manifest_entry(b, n->name, &m, &e, errmsg);
 
     if (rc != 0) {
         return rc;
-    }
-    cJSON *e = manifest_node(m, b->path, n->name, errmsg);
-    if (e == NULL) {
-        cJSON_Delete(m);
-        return OZ_EINVAL;
     }
     dir_of(str_item(e, "binary"), out, size);
     cJSON_Delete(m);
@@ -919,14 +937,13 @@ static int local_current_bin(struct orch_backend *b,
 static bool local_alive(struct orch_backend *b, const struct orch_node *n)
 {
     char errmsg[ORCH_ERRMSG_SIZE];
-    cJSON *m = NULL;
-    bool alive = false;
+    cJSON *m, *e;
+    bool alive;
 
-    if (manifest_load(b->path, &m, errmsg) != 0) {
+    if (manifest_entry(b, n->name, &m, &e, errmsg) != 0) {
         return false;
     }
-    cJSON *e = manifest_node(m, b->path, n->name, errmsg);
-    alive = e != NULL && local_pid_alive(entry_pid(e), e);
+    alive = local_pid_alive(entry_pid(e), e);
     cJSON_Delete(m);
     return alive;
 }
@@ -939,16 +956,11 @@ static int local_record(struct orch_backend *b,
                         pid_t pid,
                         char *errmsg)
 {
-    cJSON *m = NULL;
-    int rc = manifest_load(b->path, &m, errmsg);
+    cJSON *m, *e;
+    int rc = manifest_entry(b, name, &m, &e, errmsg);
 
     if (rc != 0) {
         return rc;
-    }
-    cJSON *e = manifest_node(m, b->path, name, errmsg);
-    if (e == NULL) {
-        cJSON_Delete(m);
-        return OZ_EINVAL;
     }
     if (bin_exe != NULL) {
         entry_set(e, "binary", cJSON_CreateString(bin_exe));
@@ -964,16 +976,11 @@ static int local_stop(struct orch_backend *b,
                       long timeout_ms,
                       char *errmsg)
 {
-    cJSON *m = NULL;
-    int rc = manifest_load(b->path, &m, errmsg);
+    cJSON *m, *e;
+    int rc = manifest_entry(b, n->name, &m, &e, errmsg);
 
     if (rc != 0) {
         return rc;
-    }
-    cJSON *e = manifest_node(m, b->path, n->name, errmsg);
-    if (e == NULL) {
-        cJSON_Delete(m);
-        return OZ_EINVAL;
     }
     pid_t pid = entry_pid(e);
     bool alive = local_pid_alive(pid, e);
@@ -1314,13 +1321,9 @@ static int local_start(struct orch_backend *b,
             p.exe);
         return OZ_ENOTFOUND;
     }
-    if ((rc = manifest_load(b->path, &m, errmsg)) != 0) {
+    cJSON *e;
+    if ((rc = manifest_entry(b, n->name, &m, &e, errmsg)) != 0) {
         return rc;
-    }
-    cJSON *e = manifest_node(m, b->path, n->name, errmsg);
-    if (e == NULL) {
-        cJSON_Delete(m);
-        return OZ_EINVAL;
     }
     if (!b->dry_run && local_pid_alive(entry_pid(e), e)) {
         msg(errmsg, "'%s' runs already (pid %ld); stop it first", n->name,
