@@ -47,6 +47,7 @@ def main():
     c = LocalCluster(os.path.join(tmp, "cluster"), args.ozone, datanodes=4,
                      conf=dict(U.FAST_CONF))
     w = None
+    failed = True
     try:
         for n in c.nodes:
             U.set_bits(n, True)
@@ -62,7 +63,9 @@ def main():
         w.start()
         time.sleep(args.baseline)
         t_roll = time.monotonic()
+        steps = []  # (when the step was done, its name)
         for step in U.roll_cluster(c, log=lambda s: None, dwell=args.dwell):
+            steps.append((time.monotonic(), step))
             print("  %-14s at %6.1f s, %d ops, %d failed" % (
                 step, time.monotonic() - t_start, w.count(),
                 len(w.failures)), flush=True)
@@ -101,14 +104,35 @@ def main():
             print("p99 ratio during/before:        %.2f" % (
                 U.percentile(during, 99) / U.percentile(before, 99)))
         print("upgrade finalize -> finalized:  %.1f s" % (t_done - t_fin))
+        # Where the worst latencies came from: the step that was under way
+        # (restarting that node) when the slowest operations started.
+        print("slowest operations (start, kind, latency, step under way):")
+        for t0, op, dt, ok in sorted(w.ops, key=lambda o: -o[2])[:5]:
+            under = next((name for t, name in steps if t >= t0), None)
+            if t0 < t_roll:
+                under = "before the roll"
+            elif under is None:
+                under = "finalize" if t0 >= t_fin else "?"
+            print("  %6.1f s  %-4s %8s  %s%s" % (
+                t0 - t_start, op, ms(dt), under, "" if ok else " FAILED"))
+        for t0, op, dt, ok in w.ops:
+            if not ok:
+                under = next((name for t, name in steps if t >= t0),
+                             "finalize")
+                print("failed operation at %.1f s: %s after %s, step under "
+                      "way: %s" % (t0 - t_start, op, ms(dt), under))
         for f in w.failures[:10]:
             print("FAILED %s %s: %s" % f)
-        return 0 if not w.failures and not bad and not w.corrupt else 1
+        failed = bool(w.failures or bad or w.corrupt)
+        return 1 if failed else 0
     finally:
         if w is not None:
             w.stop()
         c.stop()
-        shutil.rmtree(tmp, True)
+        if failed:
+            print("kept the cluster's directory for its logs: %s" % tmp)
+        else:
+            shutil.rmtree(tmp, True)
 
 
 if __name__ == "__main__":

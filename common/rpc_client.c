@@ -38,6 +38,9 @@
 #define DEFAULT_DEADLINE_MS 10000
 #define DEFAULT_BACKOFF_MS 50
 #define BACKOFF_CAP_MS 1000
+/* Longest wait for a channel to connect before an attempt: above the
+ * reconnect backoff cap, so a backoff under way ends inside it. */
+#define CONNECT_WAIT_MS 1500
 /* Addresses learnt from leader hints beyond the configured ones. */
 #define MAX_EXTRA_ADDRS 16
 #define MAX_ADDR_LEN 255
@@ -410,6 +413,42 @@ static enum attempt_result on_failure(struct attempt *a,
     return ATTEMPT_DONE;
 }
 
+/* Drives the channel's connection to READY, for at most wait_ms, by
+ * polling cq (PITFALLS: gRPC core makes progress on a connection only
+ * while some thread polls; a fail-fast call made while the channel is
+ * reconnecting fails at once and polls nothing, so a node that came back
+ * in 0.2 s stayed unreachable for seconds while every attempt's connect
+ * timed out unpolled). Returns at READY, SHUTDOWN, or at TRANSIENT_FAILURE
+ * reached by a connect started here (the node is down: fail over now). */
+static void await_connection(grpc_channel *ch,
+                             grpc_completion_queue *cq,
+                             long wait_ms)
+{
+    gpr_timespec until =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(wait_ms, GPR_TIMESPAN));
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(ch, 1);
+    bool connected_here = st != GRPC_CHANNEL_TRANSIENT_FAILURE;
+    int tag;
+
+    while (st != GRPC_CHANNEL_READY && st != GRPC_CHANNEL_SHUTDOWN &&
+           !(st == GRPC_CHANNEL_TRANSIENT_FAILURE && connected_here)) {
+        grpc_event ev;
+
+        grpc_channel_watch_connectivity_state(ch, st, until, cq, &tag);
+        ev = grpc_completion_queue_pluck(
+            cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE || !ev.success) {
+            return; /* wait_ms passed */
+        }
+        /* Out of a reconnect backoff the channel goes IDLE: connect. */
+        st = grpc_channel_check_connectivity_state(ch, 1);
+        if (st == GRPC_CHANNEL_IDLE || st == GRPC_CHANNEL_CONNECTING) {
+            connected_here = true;
+        }
+    }
+}
+
 static enum attempt_result attempt_once(struct rpc_client *c,
                                         size_t idx,
                                         struct attempt *a)
@@ -432,6 +471,11 @@ static enum attempt_result attempt_once(struct rpc_client *c,
     enum attempt_result r;
 
     oz_strlcpy(a->err->address, addr, sizeof(a->err->address));
+    if (!c->wait_for_ready) {
+        await_connection(ch, cq,
+                         c->deadline_ms < CONNECT_WAIT_MS ? c->deadline_ms
+                                                          : CONNECT_WAIT_MS);
+    }
     call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
                                     method, NULL, deadline, NULL);
     grpc_slice_unref(method);

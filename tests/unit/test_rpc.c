@@ -821,6 +821,44 @@ static void test_wait_for_ready(void **state)
     rpc_server_free(ls.srv, 100);
 }
 
+/* A node that was down long enough for the channel's reconnect backoff to
+ * grow (each failed call made it try again) and then came back answers the
+ * very next call, a single attempt: the attempt drives the connection to
+ * READY first instead of failing fast while the channel sits in its
+ * backoff (a restarted OM used to stay unreachable for about 5 s). */
+static void test_reconnect_after_restart(void **state)
+{
+    struct late_start ls;
+    const char *addrs[] = {ls.addr};
+    struct rpc_client *c;
+    Ozone__Testing__EchoRequest req = OZONE__TESTING__ECHO_REQUEST__INIT;
+    Ozone__Testing__EchoResponse *resp = NULL;
+    struct rpc_error err;
+
+    (void)state;
+    memset(&ls, 0, sizeof(ls));
+    atomic_init(&ls.e.calls, 0);
+    atomic_init(&ls.e.bad_context, 0);
+    snprintf(ls.addr, sizeof(ls.addr), "127.0.0.1:%d", closed_port());
+    c = client_for(addrs, 1, 5000, 1);
+    /* Down: every call fails at once with UNAVAILABLE, and the channel's
+     * backoff grows towards its cap. */
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(echo_call(c, &req, &resp, &err), OZ_EUNAVAILABLE);
+        sleep_ms(150);
+    }
+    /* Back (synchronously: listening before the call starts). */
+    late_start_thread(&ls);
+    assert_int_equal(ls.rc, 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(echo_call(c, &req, &resp, &err), 0);
+        rpc_message_free(&resp->base);
+    }
+    assert_int_equal(atomic_load(&ls.e.calls), 5);
+    rpc_client_free(c);
+    rpc_server_free(ls.srv, 100);
+}
+
 struct load
 {
     pthread_t thread;
@@ -1146,6 +1184,7 @@ int main(void)
         cmocka_unit_test(test_not_leader_exhausted),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_wait_for_ready),
+        cmocka_unit_test(test_reconnect_after_restart),
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_shutdown_in_flight),
         cmocka_unit_test(test_stop_refuses_not_cancels),
