@@ -46,6 +46,7 @@
  * orch.h contract keeps private to this file; the keeper and the journal
  * reading are the first to move out if it grows.
  */
+#include "clock.h"
 #include "orch.h"
 
 #include <errno.h>
@@ -93,10 +94,7 @@ static void on_signal(int sig)
 
 static long now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long)oz_mono_ms();
 }
 
 static void sleep_ms(long ms)

@@ -780,6 +780,15 @@ static void *late_start_thread(void *arg)
     return NULL;
 }
 
+/* A server to start later on a port nothing listens on yet. */
+static void late_start_init(struct late_start *ls)
+{
+    memset(ls, 0, sizeof(*ls));
+    atomic_init(&ls->e.calls, 0);
+    atomic_init(&ls->e.bad_context, 0);
+    snprintf(ls->addr, sizeof(ls->addr), "127.0.0.1:%d", closed_port());
+}
+
 static void test_wait_for_ready(void **state)
 {
     struct late_start ls;
@@ -799,10 +808,7 @@ static void test_wait_for_ready(void **state)
     struct rpc_error err;
 
     (void)state;
-    memset(&ls, 0, sizeof(ls));
-    atomic_init(&ls.e.calls, 0);
-    atomic_init(&ls.e.bad_context, 0);
-    snprintf(ls.addr, sizeof(ls.addr), "127.0.0.1:%d", closed_port());
+    late_start_init(&ls);
     /* Nothing listens: the call waits for its deadline, not UNAVAILABLE. */
     assert_int_equal(rpc_client_new(&c, &cfg, errmsg), 0);
     assert_int_equal(echo_call(c, &req, &resp, &err), OZ_ETIMEDOUT);
@@ -836,10 +842,7 @@ static void test_reconnect_after_restart(void **state)
     struct rpc_error err;
 
     (void)state;
-    memset(&ls, 0, sizeof(ls));
-    atomic_init(&ls.e.calls, 0);
-    atomic_init(&ls.e.bad_context, 0);
-    snprintf(ls.addr, sizeof(ls.addr), "127.0.0.1:%d", closed_port());
+    late_start_init(&ls);
     c = client_for(addrs, 1, 5000, 1);
     /* Down: every call fails at once with UNAVAILABLE, and the channel's
      * backoff grows towards its cap. */
