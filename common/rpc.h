@@ -203,7 +203,9 @@ void rpc_client_free(struct rpc_client *c);
  * On failure returns OZ_ERPC (server answered an error), OZ_EUNAVAILABLE
  * (no node reachable), OZ_ETIMEDOUT, OZ_EINVAL (unknown method, bad
  * response: e.g. the reply had no version header), with err filled.
- * Retries only UNAVAILABLE and NOT_LEADER, with backoff. Thread-safe. */
+ * Retries only UNAVAILABLE, NOT_LEADER and a CANCELLED without an
+ * OzoneError (a node that stopped under the call), with backoff.
+ * Thread-safe. */
 int rpc_client_call(struct rpc_client *c,
                     const ProtobufCServiceDescriptor *service,
                     const char *method,

@@ -7,11 +7,16 @@
  * in the background. Channels are created on first use and shared by all
  * threads (gRPC channels are thread-safe).
  *
- * Retry policy: only UNAVAILABLE (node down or not serving) and NOT_LEADER
- * (an OzoneError code; its leader_hint is tried next) are retried, up to
- * max_attempts. Moving to a node not yet tried since the last pause is
- * immediate; coming back to one waits the backoff, which doubles up to
- * BACKOFF_CAP_MS, so an election in progress is not hammered.
+ * Retry policy: only UNAVAILABLE (node down or not serving), NOT_LEADER
+ * (an OzoneError code; its leader_hint is tried next) and a CANCELLED that
+ * carries no OzoneError are retried, up to max_attempts. The last is a
+ * node that stopped under the call: gRPC core drops a call that reaches a
+ * server after its shutdown began with CANCELLED before any handler saw it
+ * (gRPC has already answered a call whose handler outlived the stop's grace
+ * with UNAVAILABLE "Cancelling all calls").
+ * Moving to a node not yet tried since the last pause is immediate; coming back
+ * to one waits the backoff, which doubles up to BACKOFF_CAP_MS, so an election
+ * in progress is not hammered.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -285,6 +290,7 @@ static Ozone__ResultCode code_for_status(grpc_status_code st)
 {
     switch (st) {
         case GRPC_STATUS_UNAVAILABLE:
+        case GRPC_STATUS_CANCELLED: /* by a stopping server: see the top */
             return OZONE__RESULT_CODE__UNAVAILABLE;
         case GRPC_STATUS_DEADLINE_EXCEEDED:
             return OZONE__RESULT_CODE__TIMEOUT;
@@ -406,6 +412,15 @@ static enum attempt_result on_failure(struct attempt *a,
         oz_strlcpy(text, err->message, sizeof(text));
         snprintf(err->message, sizeof(err->message), "cannot reach '%s': %s",
                  addr, text);
+        a->rc = OZ_EUNAVAILABLE;
+        return ATTEMPT_NEXT_NODE;
+    }
+    if (status == GRPC_STATUS_CANCELLED && !answered) {
+        char text[sizeof(err->message)];
+
+        oz_strlcpy(text, err->message, sizeof(text));
+        snprintf(err->message, sizeof(err->message),
+                 "'%s' dropped the call while stopping: %s", addr, text);
         a->rc = OZ_EUNAVAILABLE;
         return ATTEMPT_NEXT_NODE;
     }

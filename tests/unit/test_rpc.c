@@ -1045,6 +1045,91 @@ static void test_stop_refuses_not_cancels(void **state)
     assert_int_equal(atomic_load(&e.bad_context), 0);
 }
 
+struct stop_load
+{
+    pthread_t thread;
+    const char *const *addrs;
+    atomic_bool *done;
+    int ok;
+    int failed;
+    char first_error[300];
+};
+
+static void *stop_load_thread(void *arg)
+{
+    struct stop_load *l = arg;
+    struct rpc_client *c = client_for(l->addrs, 2, 5000, 6);
+
+    while (!atomic_load(l->done)) {
+        Ozone__Testing__EchoRequest req = OZONE__TESTING__ECHO_REQUEST__INIT;
+        Ozone__Testing__EchoResponse *resp = NULL;
+        struct rpc_error err;
+
+        if (echo_call(c, &req, &resp, &err) == 0) {
+            l->ok++;
+            rpc_message_free(&resp->base);
+        } else {
+            if (l->failed++ == 0) {
+                snprintf(l->first_error, sizeof(l->first_error),
+                         "status %d code %d: %s", (int)err.status,
+                         (int)err.code, err.message);
+            }
+        }
+    }
+    rpc_client_free(c);
+    return NULL;
+}
+
+/* Node A stops (planned, with grace) under continuous calls from eight
+ * clients of the service {A, B}: no call fails. A call that reaches A
+ * after gRPC's shutdown began is dropped by gRPC core with CANCELLED and
+ * no OzoneError; the client must take that as "node stopping" and move
+ * to B like it does for UNAVAILABLE. Ten stops. */
+static void test_stop_under_load_fails_nothing(void **state)
+{
+    enum { THREADS = 8, ROUNDS = 10 };
+    int failed = 0, ok = 0;
+    char first[300] = "";
+
+    (void)state;
+    for (int round = 0; round < ROUNDS; round++) {
+        struct echo a = {0}, b = {0};
+        struct stop_load loads[THREADS];
+        atomic_bool done;
+
+        echo_start(&a);
+        echo_start(&b);
+        const char *addrs[] = {a.addr, b.addr};
+        atomic_init(&done, false);
+        for (size_t t = 0; t < THREADS; t++) {
+            memset(&loads[t], 0, sizeof(loads[t]));
+            loads[t].addrs = addrs;
+            loads[t].done = &done;
+            pthread_create(&loads[t].thread, NULL, stop_load_thread, &loads[t]);
+        }
+        for (int w = 0; w < 1000 && atomic_load(&a.calls) < 50; w++) {
+            sleep_ms(1);
+        }
+        rpc_server_free(a.srv, 1000);
+        a.srv = NULL;
+        sleep_ms(30);
+        atomic_store(&done, true);
+        for (size_t t = 0; t < THREADS; t++) {
+            pthread_join(loads[t].thread, NULL);
+            ok += loads[t].ok;
+            failed += loads[t].failed;
+            if (first[0] == '\0' && loads[t].failed != 0) {
+                oz_strlcpy(first, loads[t].first_error, sizeof(first));
+            }
+        }
+        echo_stop(&b);
+    }
+    if (failed != 0) {
+        fail_msg("%d of %d calls failed across %d stops; first: %s", failed,
+                 ok + failed, ROUNDS, first);
+    }
+}
+
 static void test_server_config(void **state)
 {
     struct echo e = {0};
@@ -1191,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_shutdown_in_flight),
         cmocka_unit_test(test_stop_refuses_not_cancels),
+        cmocka_unit_test(test_stop_under_load_fails_nothing),
         cmocka_unit_test(test_server_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
