@@ -60,6 +60,7 @@ struct om_upgrade
     bool stop;
     bool wake;
     char violation[512];  /* "" when the order is fine */
+    bool violation_scm;   /* ... and it is SCM that runs older HDDS bits */
     char scm_status[256]; /* what the poller last heard from SCM */
     bool version_error_logged;
 };
@@ -376,13 +377,14 @@ static void collect_peers(struct om_upgrade *u,
 
 /* ---- order enforcement (DESIGN.md §6.6) ---- */
 
-static void set_violation(struct om_upgrade *u, const char *text)
+static void set_violation(struct om_upgrade *u, const char *text, bool scm)
 {
     pthread_mutex_lock(&u->mu);
     bool changed = strcmp(u->violation, text) != 0;
     if (changed) {
         oz_strlcpy(u->violation, text, sizeof(u->violation));
     }
+    u->violation_scm = scm && text[0] != '\0';
     pthread_mutex_unlock(&u->mu);
     if (changed && text[0] != '\0') {
         log_warn("refusing writes: %s", text);
@@ -419,7 +421,7 @@ static void check_order(struct om_upgrade *u)
                  "OM (SCM runs HDDS software version %u, this OM was built "
                  "with %d)",
                  scm_sw, u->expected_hdds);
-        set_violation(u, text);
+        set_violation(u, text, true);
         return;
     }
     if (scm_call(u, &ozone__scm__scm_admin_service__descriptor, "ListDatanodes",
@@ -443,7 +445,7 @@ static void check_order(struct om_upgrade *u)
         break;
     }
     rpc_message_free(resp);
-    set_violation(u, text);
+    set_violation(u, text, false);
 }
 
 bool om_upgrade_write_allowed(struct om_service *s,
@@ -636,7 +638,18 @@ static enum rpc_handler_result query_status(void *data,
         (const Ozone__Om__OmQueryUpgradeStatusRequest *)req_msg;
     Ozone__Om__OmQueryUpgradeStatusResponse *resp =
         (Ozone__Om__OmQueryUpgradeStatusResponse *)resp_msg;
+    struct om_result res;
 
+    /* The service's status is the leader's, as for every other read: a
+     * follower may not have applied the marker or the finalize entry yet,
+     * and only the leader's poller knows what SCM said. */
+    if (!req->this_node && u->s->ha_ready &&
+        !om_ha_check(&u->s->ha, false, "QueryUpgradeStatus", &res)) {
+        rpc_call_set_error(call, om__status_for(res.code), res.code,
+                           res.leader_hint[0] ? res.leader_hint : NULL, "%s",
+                           res.message);
+        return RPC_HANDLER_DONE;
+    }
     resp->status = rpc_call_alloc(call, sizeof(*resp->status));
     ozone__om__om_upgrade_status__init(resp->status);
     fill_status(u, call, req->with_peers, resp->status);
@@ -773,11 +786,19 @@ static enum rpc_handler_result finalize_upgrade(void *data,
             call, "cluster finalization is already in progress");
         return RPC_HANDLER_DONE;
     }
-    /* Invariant 2 (DESIGN.md §6.6): every OM peer runs our software. */
+    /* Invariant 2 (DESIGN.md §6.6): every OM peer runs our software, and
+     * SCM runs the HDDS software this OM was built with (an old SCM would
+     * finalize HDDS at its own, older version and let the OM finalize
+     * with HDDS not upgraded). A datanode on older bits is SCM's to
+     * refuse: its check names every laggard, not just the first. */
     size_t laggards = 0;
     char msg[1024] = "finalize refused: ";
+    pthread_mutex_lock(&u->mu);
+    bool scm_old = u->violation_scm;
+    pthread_mutex_unlock(&u->mu);
     for (size_t i = 0; i < st->n_blockers; i++) {
-        if (strstr(st->blockers[i], "upgrade order violation") == NULL) {
+        if (strstr(st->blockers[i], "upgrade order violation") == NULL ||
+            scm_old) {
             size_t len = strlen(msg);
             snprintf(msg + len, sizeof(msg) - len, "%s%s",
                      laggards > 0 ? "; " : "", st->blockers[i]);

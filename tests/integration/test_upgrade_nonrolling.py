@@ -211,10 +211,28 @@ class NonRolling(oztest.OzoneTestCase):
         self.sh(c, "volume", "create", "/" + VOL)
         self.sh(c, "bucket", "create", "/%s/%s" % (VOL, BUCKET))
         self.generate(c, "old", 2)
-        # SCM first (right), then the OM before the datanodes (wrong).
+        # The OM before SCM (wrong): writes refused, and finalize too (an
+        # old SCM would finalize HDDS at 100 and let the OM finalize).
+        U.restart(c.oms[0], old=False)
+        scm_old = ("upgrade order violation: upgrade SCM and datanodes "
+                   "before OM (SCM runs HDDS software version 100")
+
+        def refused_naming_scm():
+            r = self.sh(c, "volume", "create", "/vol2", check=False)
+            return r.returncode == 1 and scm_old in r.stderr
+        wait_for(refused_naming_scm, 30, "writes refused naming SCM",
+                 interval=0.3)
+        r = c.ozone_cmd("admin", "upgrade", "finalize", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("FINALIZE_REJECTED", r.stderr)
+        self.assertIn("finalize refused: " + scm_old, r.stderr)
+        self.validate(c)
+        # Then SCM (right), the OM still before the datanodes (wrong).
         U.restart(c.scm, old=False)
         U.wait_datanodes_healthy(c, 3)
-        U.restart(c.oms[0], old=False)
+        wait_for(lambda: "datanode" in self.sh(
+            c, "volume", "create", "/vol2", check=False).stderr, 30,
+            "the violation to name a datanode", interval=0.3)
         r = self.sh(c, "volume", "create", "/vol2", check=False)
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("UPGRADE_ORDER_VIOLATION", r.stderr)
