@@ -61,6 +61,9 @@
 #define SCM_CF_CONTAINERS "containerTable"
 #define SCM_CF_META "scmMeta"
 #define SCM_META_LOCAL_ID_HIGH "localIdHighMark"
+/* The datanodes a finalization must see finalized (scm_upgrade.c). */
+#define SCM_META_FINALIZING_DNS "#FINALIZINGDATANODES"
+#define SCM_FINALIZING_DNS_MAX 4096 /* cap of that list (read from disk) */
 
 struct scm_config
 {
@@ -225,6 +228,12 @@ struct scm
     struct version_manager *vm;
     bool finalizing;
     pthread_mutex_t upgrade_lock;
+    /* The datanodes registered when SCM last finalized that have not
+     * reported its apparent version since (guarded by lock; persisted as
+     * SCM_META_FINALIZING_DNS): after a restart SCM knows no datanode
+     * until it registers, and must not call HDDS finalized meanwhile. */
+    char (*finalizing_dns)[SCM_ID_MAX];
+    size_t n_finalizing_dns;
 };
 
 /* ---- scm_state.c ---- */
@@ -517,6 +526,9 @@ struct scm_upgrade_node
     Ozone__Hdds__NodeState state;
     unsigned software;
     unsigned apparent;
+    /* Registered when SCM finalized, not registered since SCM started
+     * (state, software and apparent are unknown). */
+    bool unseen;
 };
 
 struct scm_upgrade_summary
@@ -532,7 +544,9 @@ struct scm_upgrade_summary
  * pre-finalized (IN_PROGRESS while finalizing), then IN_PROGRESS until
  * every HEALTHY or HEALTHY_READONLY datanode reports SCM's apparent
  * version, then DONE. STALE and DEAD ones do not hold DONE back: they are
- * told when they return. blockers name what finalization waits for. */
+ * told when they return; unseen ones do (the caller passes them only
+ * while they could still be alive). blockers name what finalization
+ * waits for. */
 void scm_upgrade_summarize(unsigned scm_software,
                            unsigned scm_apparent,
                            bool finalizing,
@@ -546,6 +560,10 @@ void scm__emit_finalize(struct scm *scm,
                         struct scm_node *n,
                         scm_emit_fn emit,
                         void *emit_ctx);
+
+/* Loads SCM_META_FINALIZING_DNS into scm->finalizing_dns at start.
+ * OZ_ECORRUPT with errmsg when the stored list is malformed. */
+int scm__upgrade_load(struct scm *scm, char *errmsg);
 
 /* Registers ScmUpgradeService. scm->vm must be set. */
 int scm_upgrade_register(struct scm *scm, struct rpc_server *srv, char *errmsg);

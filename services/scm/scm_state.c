@@ -226,7 +226,8 @@ int scm_state_new(struct scm **out,
     if ((rc = find_cfs(scm, errmsg)) != 0 ||
         (rc = scm__pipelines_load(scm, errmsg)) != 0 ||
         (rc = scm__containers_load(scm, errmsg)) != 0 ||
-        (rc = scm__local_id_load(scm, errmsg)) != 0) {
+        (rc = scm__local_id_load(scm, errmsg)) != 0 ||
+        (rc = scm__upgrade_load(scm, errmsg)) != 0) {
         scm_state_free(scm);
         return rc;
     }
@@ -255,6 +256,7 @@ void scm_state_free(struct scm *scm)
     }
     free(scm->pipelines);
     free(scm->containers);
+    free(scm->finalizing_dns);
     pthread_cond_destroy(&scm->thread_cond);
     pthread_mutex_destroy(&scm->id_lock);
     pthread_mutex_destroy(&scm->upgrade_lock);

@@ -4,8 +4,10 @@
  * FinalizeUpgrade (ScmUpgradeService, admin CLI or OM):
  *   1. invariant 2: every registered, non-DEAD datanode runs SCM's
  *      software version, else FINALIZE_REJECTED naming each laggard;
- *   2. SCM finalizes one version at a time through its version manager
- *      (ON_FINALIZE, VERSION, #LAYOUTVERSION via on_persist);
+ *   2. SCM records the registered, non-DEAD datanodes it will wait for
+ *      (SCM_META_FINALIZING_DNS), then finalizes one version at a time
+ *      through its version manager (ON_FINALIZE, VERSION, #LAYOUTVERSION
+ *      via on_persist);
  *   3. the node health pass moves every datanode behind SCM's apparent
  *      version to HEALTHY_READONLY, which closes its pipelines (and so its
  *      open containers);
@@ -14,6 +16,10 @@
  *      DEAD datanodes get it when they heartbeat again.
  * A crash anywhere is safe: before 2 nothing changed (run the command
  * again); after 2 SCM restarts finalized and step 4 resumes by itself.
+ * A restarted SCM knows no datanode until it registers, so the recorded
+ * ones that have not registered yet hold "HDDS finalized" back (else the
+ * OM would finalize before them, DESIGN.md §6.6 invariant 3) for as long
+ * as a live datanode may stay silent: until it would be STALE.
  *
  * Fault points (common/fault.h): scm.finalize.before_start,
  * scm.finalize.after_persist, scm.finalize.before_dn_command, besides the
@@ -172,6 +178,19 @@ void scm_upgrade_summarize(unsigned scm_software,
         bool dead = d->state == OZONE__HDDS__NODE_STATE__DEAD;
         bool finalized = d->apparent >= scm_apparent;
 
+        if (d->unseen) {
+            /* Told (or about to be told) before SCM restarted: its
+             * version is unknown until it registers again. */
+            out->total++;
+            if (scm_done) {
+                dns_done = false;
+                add_blocker(out, &hidden,
+                            "datanode '%s' has not registered since SCM "
+                            "started, finalizing to %u when it does",
+                            d->uuid, scm_apparent);
+            }
+            continue;
+        }
         if (!dead) {
             out->total++;
             out->finalized += finalized;
@@ -229,24 +248,192 @@ static void summarize_now(struct scm *scm, struct scm_upgrade_summary *out)
     unsigned sw = (unsigned)version_manager_software(scm->vm);
     unsigned ap = (unsigned)version_manager_apparent(scm->vm);
     struct scm_upgrade_node *nodes;
+    size_t n = 0;
+    /* A datanode of the last finalization that has not registered since
+     * SCM started holds DONE back for as long as a live one could stay
+     * silent before it is STALE; from then on it is treated as one. */
+    bool grace = oz_mono_ms() - scm->start_mono_ms < scm->cfg.stale_ms;
 
     pthread_mutex_lock(&scm->lock);
-    nodes = calloc(scm->n_nodes + 1, sizeof(*nodes));
+    nodes = calloc(scm->n_nodes + scm->n_finalizing_dns + 1, sizeof(*nodes));
     if (nodes == NULL) {
         pthread_mutex_unlock(&scm->lock);
         memset(out, 0, sizeof(*out));
         out->status = OZONE__SCM__FINALIZATION_STATUS__FINALIZATION_IN_PROGRESS;
         return;
     }
-    for (size_t i = 0; i < scm->n_nodes; i++) {
-        nodes[i].uuid = scm->nodes[i]->addr.uuid;
-        nodes[i].state = scm->nodes[i]->state;
-        nodes[i].software = scm->nodes[i]->software_version;
-        nodes[i].apparent = scm->nodes[i]->apparent_version;
+    for (size_t i = 0; i < scm->n_nodes; i++, n++) {
+        nodes[n].uuid = scm->nodes[i]->addr.uuid;
+        nodes[n].state = scm->nodes[i]->state;
+        nodes[n].software = scm->nodes[i]->software_version;
+        nodes[n].apparent = scm->nodes[i]->apparent_version;
     }
-    scm_upgrade_summarize(sw, ap, scm->finalizing, nodes, scm->n_nodes, out);
+    for (size_t i = 0; grace && i < scm->n_finalizing_dns; i++) {
+        if (scm__node_find(scm, scm->finalizing_dns[i]) == NULL) {
+            nodes[n].uuid = scm->finalizing_dns[i];
+            nodes[n++].unseen = true;
+        }
+    }
+    scm_upgrade_summarize(sw, ap, scm->finalizing, nodes, n, out);
     pthread_mutex_unlock(&scm->lock);
     free(nodes);
+}
+
+/* ---- the datanodes of a finalization (SCM_META_FINALIZING_DNS) ---- */
+
+/* The list is stored as uuids separated by newlines. A datanode leaves it
+ * when it reports SCM's apparent version; the key goes with the last. */
+
+int scm__upgrade_load(struct scm *scm, char *errmsg)
+{
+    void *val = NULL;
+    size_t len = 0;
+    size_t n = 0;
+    int rc = kv_get(scm->kv, scm->cf_meta, SCM_META_FINALIZING_DNS,
+                    strlen(SCM_META_FINALIZING_DNS), &val, &len);
+
+    scm->finalizing_dns = NULL;
+    scm->n_finalizing_dns = 0;
+    if (rc == OZ_ENOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        oz_errmsg_printf(errmsg, "cannot read '%s' from SCM table '%s': %s",
+                         SCM_META_FINALIZING_DNS, SCM_CF_META, oz_strerror(rc));
+        return rc;
+    }
+    size_t count = len > 0 ? 1 : 0;
+    for (size_t i = 0; i < len; i++) {
+        count += ((const char *)val)[i] == '\n';
+    }
+    if (count > SCM_FINALIZING_DNS_MAX) {
+        oz_errmsg_printf(errmsg,
+                         "corrupt '%s' in SCM table '%s': %zu entries, at "
+                         "most %d; restore the SCM metadata DB from a backup",
+                         SCM_META_FINALIZING_DNS, SCM_CF_META, count,
+                         SCM_FINALIZING_DNS_MAX);
+        free(val);
+        return OZ_ECORRUPT;
+    }
+    char(*list)[SCM_ID_MAX] = calloc(count + 1, sizeof(*list));
+    if (list == NULL) {
+        free(val);
+        oz_errmsg_printf(errmsg, "out of memory");
+        return OZ_ENOMEM;
+    }
+    const char *p = val, *end = (const char *)val + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t w = (size_t)((nl != NULL ? nl : end) - p);
+        if (w == 0 || w >= SCM_ID_MAX || memchr(p, '\0', w) != NULL) {
+            oz_errmsg_printf(errmsg,
+                             "corrupt '%s' in SCM table '%s' (entry %zu): "
+                             "restore the SCM metadata DB from a backup",
+                             SCM_META_FINALIZING_DNS, SCM_CF_META, n + 1);
+            free(list);
+            free(val);
+            return OZ_ECORRUPT;
+        }
+        memcpy(list[n++], p, w);
+        p += w + 1;
+    }
+    free(val);
+    scm->finalizing_dns = list;
+    scm->n_finalizing_dns = n;
+    if (n > 0) {
+        log_info(
+            "%zu datanodes of the last finalization have not reported SCM's "
+            "apparent version yet: HDDS is not finalized before they "
+            "register (or would be STALE)",
+            n);
+    }
+    return 0;
+}
+
+/* Records the registered, non-DEAD datanodes as those finalization waits
+ * for, durably, before SCM persists its own finalization. */
+static int record_finalizing_dns(struct scm *scm, char *errmsg)
+{
+    char(*list)[SCM_ID_MAX] = NULL;
+    char *text = NULL;
+    size_t n = 0, len = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&scm->lock);
+    size_t cap = scm->n_nodes < SCM_FINALIZING_DNS_MAX ? scm->n_nodes
+                                                       : SCM_FINALIZING_DNS_MAX;
+    list = calloc(cap + 1, sizeof(*list));
+    text = malloc((cap + 1) * SCM_ID_MAX);
+    for (size_t i = 0; list != NULL && text != NULL && i < scm->n_nodes; i++) {
+        const struct scm_node *d = scm->nodes[i];
+        if (d->state == OZONE__HDDS__NODE_STATE__DEAD || n == cap) {
+            continue;
+        }
+        size_t w = strlen(d->addr.uuid);
+        memcpy(list[n++], d->addr.uuid, w);
+        memcpy(text + len, d->addr.uuid, w);
+        len += w;
+        text[len++] = '\n';
+    }
+    pthread_mutex_unlock(&scm->lock);
+    if (list == NULL || text == NULL) {
+        oz_errmsg_printf(errmsg, "out of memory");
+        rc = OZ_ENOMEM;
+        goto out;
+    }
+    struct kv_batch *b = kv_batch_new();
+    if (b == NULL) {
+        oz_errmsg_printf(errmsg, "out of memory");
+        rc = OZ_ENOMEM;
+        goto out;
+    }
+    if (n > 0) {
+        kv_batch_put(b, scm->cf_meta, SCM_META_FINALIZING_DNS,
+                     strlen(SCM_META_FINALIZING_DNS), text, len - 1);
+    } else {
+        kv_batch_delete(b, scm->cf_meta, SCM_META_FINALIZING_DNS,
+                        strlen(SCM_META_FINALIZING_DNS));
+    }
+    rc = kv_write(scm->kv, b, true, errmsg);
+    kv_batch_free(b);
+    if (rc != 0) {
+        oz_errmsg_wrapf(errmsg, "cannot record the datanodes to finalize");
+        goto out;
+    }
+    pthread_mutex_lock(&scm->lock);
+    free(scm->finalizing_dns);
+    scm->finalizing_dns = list;
+    scm->n_finalizing_dns = n;
+    pthread_mutex_unlock(&scm->lock);
+    list = NULL;
+out:
+    free(list);
+    free(text);
+    return rc;
+}
+
+/* Under the lock: uuid reported SCM's apparent version. */
+static void forget_finalizing_dn(struct scm *scm, const char *uuid)
+{
+    for (size_t i = 0; i < scm->n_finalizing_dns; i++) {
+        if (strcmp(scm->finalizing_dns[i], uuid) != 0) {
+            continue;
+        }
+        scm->n_finalizing_dns--;
+        memmove(scm->finalizing_dns[i],
+                scm->finalizing_dns[scm->n_finalizing_dns], SCM_ID_MAX);
+        if (scm->n_finalizing_dns == 0) {
+            /* Not synced: if lost, the datanodes leave the list again
+             * as they register. */
+            kv_delete(scm->kv, scm->cf_meta, SCM_META_FINALIZING_DNS,
+                      strlen(SCM_META_FINALIZING_DNS));
+            log_info(
+                "every datanode of the finalization reported HDDS apparent "
+                "version %d",
+                version_manager_apparent(scm->vm));
+        }
+        return;
+    }
 }
 
 /* ---- heartbeat commands ---- */
@@ -265,6 +452,9 @@ void scm__emit_finalize(struct scm *scm,
     ap = (unsigned)version_manager_apparent(scm->vm);
     if (n->apparent_version >= ap) {
         n->finalize_told = 0;
+        if (ap >= (unsigned)version_manager_software(scm->vm)) {
+            forget_finalizing_dn(scm, n->addr.uuid);
+        }
         return;
     }
     if (fault_hit("scm.finalize.before_dn_command") != 0) {
@@ -399,6 +589,18 @@ static int finalize(struct scm *scm,
             return OZ_EFAULT;
         }
         set_finalizing(scm, true);
+        /* Before SCM's own VERSION moves: a restart must still know whom
+         * to wait for (no datanode is registered right after it). */
+        rc = record_finalizing_dns(scm, errmsg);
+        if (rc != 0) {
+            set_finalizing(scm, false);
+            scm__error(err, RPC_STATUS_INTERNAL,
+                       OZONE__RESULT_CODE__INTERNAL_ERROR,
+                       "cannot finalize SCM (apparent version stays %u; run "
+                       "finalize again): %s",
+                       ap, errmsg);
+            return rc;
+        }
         say(r, "Finalizing SCM: HDDS apparent version %s -> %s", from, to);
         rc = version_manager_finalize(vm, (int)sw, errmsg);
         set_finalizing(scm, false);

@@ -3,7 +3,8 @@
 with real processes; `--testing-software-version 100` stands in for the old
 release (1.0.0: HDDS 100), the plain binary is the new one (1.1.0: HDDS 102,
 CHUNK_CHECKSUM_SHA256 101 and CONTAINER_CHECKSUM 102). OM runs release
-1.0.0 throughout (its part of the upgrade is another test's).
+1.0.0 throughout (its part of the upgrade is another test's), except in
+the crash of SCM during a whole-cluster finalization.
 
 - rolling upgrade: old SCM and datanodes with data -> SCM new bits
   (pre-finalized) -> each datanode new bits in turn, keys written and read
@@ -18,7 +19,18 @@ CHUNK_CHECKSUM_SHA256 101 and CONTAINER_CHECKSUM 102). OM runs release
   it; old bits on finalized storage refuse to start and leave it
   untouched; an old datanode joining a finalized SCM exits with a message;
 - crash injection (kill -9 by OZONE_FAULT=<point>:crash) at SCM and
-  datanode finalization points, restart, convergence with data intact.
+  datanode finalization points, restart, convergence with data intact;
+- crash of SCM at scm.finalize.before_dn_command during a whole-cluster
+  `ozone admin upgrade finalize` (OM on the new bits too): the point is
+  not hit while no datanode is behind SCM; SCM dies after persisting its
+  finalization and before any datanode was told (every datanode still
+  pre-finalized, the OM too); restarted without the fault, SCM, which
+  knows no datanode until it registers, does not report HDDS finalized
+  before all three did (the OM commits at 3/3), and SCM, every datanode
+  and the OM converge to 102/102 (the OM by itself when its
+  finalization marker was committed before the crash, after a rerun of
+  finalize otherwise), FINALIZATION_DONE, all data intact, new features
+  work.
 """
 import hashlib
 import json
@@ -83,17 +95,20 @@ class UpgradeHdds(oztest.OzoneTestCase):
 
     # ---- cluster helpers ----
 
-    def start(self, datanodes=3, old=True, conf=None, skip=()):
+    def start(self, datanodes=3, old=True, conf=None, skip=(), om_old=True):
         """A cluster without Recon, every node on old bits when old; nodes
-        named in skip are configured but not started."""
+        named in skip are configured but not started. The OM runs release
+        1.0.0 unless om_old is False (then as the other nodes)."""
         props = dict(FAST)
         props.update(conf or {})
         c = self.new_cluster(datanodes=datanodes, recon=False, conf=props)
         c.write_conf()
         for n in c.nodes:
             n.extra_args = list(OLD) if old else []
-        # OM stays on release 1.0.0: the OM half is not this test's.
-        c.oms[0].extra_args = list(OLD)
+        # OM stays on release 1.0.0: the OM half is not this test's (but
+        # for a whole-cluster finalization).
+        if om_old:
+            c.oms[0].extra_args = list(OLD)
         c.scm.run_once("--init")
         c.scm.start()
         c.scm.wait_ready()
@@ -477,6 +492,98 @@ class UpgradeHdds(oztest.OzoneTestCase):
         self.check_all(c)
         self.wait_writable(c)
         self.put_ok(c, 2, extra=("-D", "ozone.client.checksum.type=SHA256"))
+        self.check_all(c)
+
+    def om_status(self, c):
+        r = c.ozone_cmd("admin", "om", "finalizationstatus")
+        return r.stdout.strip()
+
+    def test_crash_before_dn_command(self):
+        # Every node on the new bits, pre-finalized at ZDU_READY; the OM
+        # too, so that `ozone admin upgrade finalize` drives SCM.
+        c = self.start(old=False, om_old=False, conf={
+            "testing.scm.init.apparent.version": "100",
+            "testing.datanode.init.apparent.version": "100",
+            "testing.om.init.apparent.version": "100",
+            "ozone.om.upgrade.finalization.check.interval": "500ms",
+            "ozone.client.om.wait.timeout": "60s"})
+        om = c.oms[0]
+        for n in c.nodes:
+            self.assertEqual(self.version_of(n), (100, 102), n.name)
+        self.put_ok(c, 3)
+
+        # Armed, the point stays silent while no datanode is behind SCM:
+        # SCM keeps serving heartbeats and writes.
+        fault = "scm.finalize.before_dn_command"
+        self.restart(c, c.scm, old=False, env={"OZONE_FAULT": fault +
+                                               ":crash"})
+        self.wait_healthy(c, ["dn1", "dn2", "dn3"])
+        self.wait_writable(c)
+        self.put_ok(c, 2)
+        self.assertTrue(c.scm.alive())
+        self.assertEqual(self.status(c), "FINALIZATION_REQUIRED")
+        self.assertEqual(self.om_status(c), "FINALIZATION_REQUIRED")
+
+        # SCM persists, then dies at the first datanode heartbeat that
+        # would carry FINALIZE_UPGRADE.
+        r = c.ozone_cmd("admin", "upgrade", "finalize", check=False)
+        self.assertEqual(c.scm.wait_exit(WAIT), 86, c.scm.log_tail())
+        tail = c.scm.log_tail(60)
+        self.assertIn("HDDS finalized CONTAINER_CHECKSUM (102)", tail)
+        self.assertIn("fault point '%s' hit: crashing (OZONE_FAULT)" % fault,
+                      tail)
+        self.assertNotIn("telling datanode", tail)
+        marker = r.returncode == 0
+        if marker:
+            self.assertIn("cluster finalization has been started", r.stdout)
+            self.assertEqual(self.om_status(c), "FINALIZATION_IN_PROGRESS")
+        else:
+            # SCM died before it answered the OM: no marker.
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("Finalization was not successful.", r.stderr)
+            self.assertEqual(self.om_status(c), "FINALIZATION_REQUIRED")
+        # No datanode was told: all still pre-finalized; the OM too.
+        for dn in c.datanodes:
+            self.assertEqual(self.version_of(dn), (100, 102), dn.name)
+        self.assertEqual(self.version_of(om), (100, 102))
+        self.check_all(c)
+
+        # Restarted without the fault: SCM comes back finalized and the
+        # datanodes follow over heartbeats.
+        self.restart(c, c.scm, old=False)
+        self.assertEqual(self.version_of(c.scm), (102, 102))
+        if not marker:
+            r = c.ozone_cmd("admin", "upgrade", "finalize")
+            self.assertIn("SCM: SCM is already finalized at HDDS apparent "
+                          "version 102; waiting for datanodes", r.stdout)
+            self.assertIn("cluster finalization has been started", r.stdout)
+        self.wait_status(c, "FINALIZATION_DONE")
+        oztest.wait_for(lambda: self.om_status(c) == "FINALIZATION_DONE",
+                        WAIT, "OM FINALIZATION_DONE", 0.2)
+        for n in c.nodes:
+            self.assertEqual(self.version_of(n), (102, 102), n.name)
+        # The OM waited for every datanode, not for a restarted SCM that
+        # knew none yet (invariant 3).
+        log = om.log_tail(400)
+        self.assertIn("HDDS is finalized (SCM reports FINALIZATION_DONE, "
+                      "datanodes finalized 3/3): committing the OM finalize "
+                      "entry to KEY_TAGS (102)", log)
+        self.assertNotIn("datanodes finalized 0/0", log)
+        r = c.ozone_cmd("admin", "upgrade", "finalize")
+        self.assertIn("Upgrade has already been finalized.", r.stdout)
+        r = c.ozone_cmd("admin", "upgrade", "status", "--json")
+        st = json.loads(r.stdout)
+        self.assertEqual(st["cluster"], "FINALIZATION_DONE")
+        self.assertEqual(st["datanodes"]["finalized"], 3)
+
+        # Data intact; new features of both catalogs work.
+        self.check_all(c)
+        self.wait_writable(c)
+        self.put_ok(c, 2, extra=("-D", "ozone.client.checksum.type=SHA256"))
+        c.ozone_cmd("sh", "key", "settags", "/vol1/bkt1/k001", "crash=survived")
+        tags = json.loads(c.ozone_cmd("sh", "key", "gettags",
+                                      "/vol1/bkt1/k001").stdout)
+        self.assertEqual(tags, {"crash": "survived"})
         self.check_all(c)
 
 
