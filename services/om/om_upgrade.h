@@ -18,6 +18,9 @@
  * then follows the replicated #LAYOUTVERSION on every OM: the poller
  * reconciles it every tick, and at start-up (a follower that installed a
  * snapshot, or a crash between the batch and VERSION, finalizes itself).
+ * QueryUpgradeStatus is the service's status, served by the leader after
+ * its read barrier (followers answer NOT_LEADER), unless the request asks
+ * for this node's own view (this_node: Recon polls every OM).
  *
  * Order enforcement (DESIGN.md §6.6): while SCM or any live datanode runs
  * an HDDS software version older than the one this OM's release was built

@@ -441,6 +441,7 @@ char *recon_json_task_status(struct recon *r)
         add_u64(j, "failures", t->failures);
         if (i != RECON_TASK_SCM_SYNC) {
             cJSON_AddStringToObject(j, "omNodeId", r->om.source_node);
+            cJSON_AddStringToObject(j, "omLeaderNodeId", r->om.leader_node);
             cJSON_AddStringToObject(j, "syncMode",
                                     r->om.mode == RECON_SYNC_FULL_ONLY
                                         ? "FULL_ONLY"

@@ -6,6 +6,7 @@
  *                    in Recon's own DB (d->kv)
  *   recon_om_sync.c  the OM copy: full sync from /dbCheckpoint, DBUpdates
  *                    deltas, the version-aware choice between them
+ *   recon_om_service.c the OM service's nodes and which one leads
  *   recon_scm_sync.c polls SCM (containers, pipelines, datanodes, versions)
  *                    and every OM's GetVersion
  *   recon_dn.c       ScmDatanodeService for datanode reports
@@ -168,9 +169,10 @@ enum recon_sync_mode {
 struct recon_om_view
 {
     bool present;
-    char source_node[RECON_ID_MAX];
-    uint64_t sequence;  /* OM sequence applied */
-    uint64_t om_latest; /* OM's latest sequence when last asked */
+    char source_node[RECON_ID_MAX]; /* the OM the copy is of */
+    char leader_node[RECON_ID_MAX]; /* the OM leader last found; "" */
+    uint64_t sequence;              /* OM sequence applied */
+    uint64_t om_latest;             /* OM's latest sequence when last asked */
     uint64_t volumes, buckets, keys, open_keys;
     int64_t synced_ms;
     enum recon_sync_mode mode;
@@ -384,6 +386,28 @@ enum recon_sync_mode recon_om_sync_mode(uint32_t om_apparent,
                                         char *reason,
                                         size_t size);
 
+/* Why the next sync must take a full checkpoint instead of continuing the
+ * copy with DBUpdates, checked in this order. */
+enum recon_full_reason {
+    RECON_FULL_NONE,     /* DBUpdates may continue the copy */
+    RECON_FULL_NO_COPY,  /* no copy yet */
+    RECON_FULL_OTHER_OM, /* the copy is of another OM than the leader */
+    RECON_FULL_ASKED,    /* triggerdbsync with a full sync */
+    RECON_FULL_ONLY,     /* mode RECON_SYNC_FULL_ONLY */
+};
+
+/* The choice for a copy of copy_node (when have_copy) while leader_node
+ * leads: sequence numbers are per OM DB, so a copy of another OM is never
+ * continued with the leader's deltas (recon_om_sync.c says why). reason
+ * (may be NULL, size bytes) says why; "" for RECON_FULL_NONE. */
+enum recon_full_reason recon_om_full_reason(bool have_copy,
+                                            const char *copy_node,
+                                            const char *leader_node,
+                                            enum recon_sync_mode mode,
+                                            bool asked,
+                                            char *reason,
+                                            size_t size);
+
 /* Opens the OM copy left by an earlier run (if any) and starts the sync
  * thread. */
 int recon_om_sync_start(struct recon *r, char *errmsg);
@@ -404,16 +428,84 @@ int recon_om_scan(struct recon *r,
                              size_t vlen),
                   void *ctx);
 
+/* ---- recon_om_service.c ---- */
+
+#define RECON_MAX_OMS 8
+
+/* One OM of the service as Recon's configuration names it. */
+struct recon_om_node
+{
+    char node_id[RECON_ID_MAX];        /* "" for a lone OM (no service) */
+    char rpc_address[RECON_ADDR_MAX];  /* dialable host:port */
+    char http_address[RECON_ADDR_MAX]; /* dialable; "" when not configured */
+};
+
+/* The OMs from the configuration: the first service of
+ * ozone.om.service.ids with each node's ozone.om.address.<sid>.<node> and
+ * ozone.om.http-address.<sid>.<node>, else one node from
+ * ozone.om.address and ozone.om.http-address. Returns the count (at least
+ * 1 when max > 0, at most max). service (may be NULL) receives the
+ * service id, "" without one. */
+size_t recon_om_nodes(const struct conf *conf,
+                      struct recon_om_node *nodes,
+                      size_t max,
+                      char *service,
+                      size_t size);
+
+/* The RPC addresses of recon_om_nodes. Returns the count (at most max). */
+size_t recon_om_addresses(const struct conf *conf,
+                          char addrs[][RECON_ADDR_MAX],
+                          size_t max);
+
+enum recon_roles_verdict {
+    RECON_ROLES_SELF,     /* the node asked is the leader */
+    RECON_ROLES_REDIRECT, /* it names another node of nodes: *next */
+    RECON_ROLES_NONE,     /* it knows no leader, or one not in nodes */
+};
+
+/* Judges the Roles answer of nodes[asked]: the leader it names, matched
+ * by node id, else by the RPC address the answer gives for it. *next is
+ * the leader's index (asked for SELF; n for NONE); reason says what the
+ * answer said, for the log and the task status. */
+enum recon_roles_verdict recon_om_roles_verdict(
+    const Ozone__Om__OmRolesResponse *resp,
+    const struct recon_om_node *nodes,
+    size_t n,
+    size_t asked,
+    size_t *next,
+    char *reason,
+    size_t size);
+
+/* The service and a client per node (one attempt per call: an answer
+ * comes from the node asked). Owned by the OM sync thread. */
+struct recon_om_service
+{
+    struct recon_om_node nodes[RECON_MAX_OMS];
+    struct rpc_client *clients[RECON_MAX_OMS];
+    size_t n;
+    char service_id[128];
+    size_t leader; /* the last leader found; n before the first */
+};
+
+/* Reads the nodes from d's configuration and creates the clients. On
+ * failure everything is released. */
+int recon_om_service_open(struct recon_om_service *s,
+                          struct daemon *d,
+                          char *errmsg);
+void recon_om_service_close(struct recon_om_service *s);
+
+/* Finds the leader with Roles (see recon_om_service.c): 0 and its index
+ * in s->nodes, remembered in s->leader; OZ_EUNAVAILABLE with errmsg
+ * naming what each node answered when no node names itself leader. A
+ * lone OM is the leader without a call. Blocks on RPCs. */
+int recon_om_service_leader(struct recon_om_service *s,
+                            size_t *index,
+                            char *errmsg);
+
 /* ---- recon_scm_sync.c ---- */
 
 int recon_scm_sync_start(struct recon *r, char *errmsg);
 void recon_scm_sync_stop(struct recon *r);
-
-/* The OM addresses from the configuration (service ids, else
- * ozone.om.address), dialable. Returns the count (at most max). */
-size_t recon_om_addresses(const struct conf *conf,
-                          char addrs[][RECON_ADDR_MAX],
-                          size_t max);
 
 /* Sleeps up to ms on r->cond or until stop/trigger flag *flag is set;
  * false when stopping. Caller does not hold r->lock. */

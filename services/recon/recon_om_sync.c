@@ -1,8 +1,11 @@
 /* Recon's copy of OM's DB (DESIGN.md §9; Ozone's OzoneManagerServiceProvider).
  *
  * Every ozone.recon.om.snapshot.task.interval.delay (or when triggered)
- * the sync thread asks the OM's GetVersion who it is (node id, versions,
- * HTTP address), chooses a mode with recon_om_sync_mode() and then:
+ * the sync thread finds the OM leader of the service
+ * (recon_om_service_leader: Roles, following the leader each OM names),
+ * asks the leader's GetVersion who it is (node id, versions, HTTP
+ * address), chooses a mode with recon_om_sync_mode() and then, always
+ * from the leader:
  *   - incremental: DBUpdates(from = the sequence the copy holds) until
  *     caught up, each write batch applied atomically together with the new
  *     sequence number (#RECON_OM_SEQUENCE in the copy's metaTable);
@@ -12,11 +15,18 @@
  *     sequence and source node, point <recon>/om.current at it (written to
  *     a temporary file, fsynced and renamed) and swap the copy under
  *     om_lock; the old copy is closed and removed afterwards.
- * A full sync is taken when there is no copy, when the OM that answers is
- * not the one the copy came from (sequence numbers are per DB: an OM
- * leader change), when the OM says UPDATES_NOT_AVAILABLE (its WAL moved
- * on), when a delta does not follow on from the copy or cannot be applied
- * (e.g. a column family the copy lacks), and when asked for.
+ * A full sync is taken (recon_om_full_reason) when there is no copy, when
+ * the leader is not the OM the copy came from, when the OM says
+ * UPDATES_NOT_AVAILABLE (its WAL moved on), when a delta does not follow
+ * on from the copy or cannot be applied (e.g. a column family the copy
+ * lacks), and when asked for. After a leader change the copy is never
+ * continued with the new leader's deltas: every OM applies the Raft log to
+ * its own RocksDB in its own write batches (and writes local keys of its
+ * own), so sequence number N names different states in two OMs' DBs and
+ * no number of the new leader's can be shown to continue the copy. The
+ * new leader's checkpoint replaces it (what Ozone's Recon does when the
+ * sequence numbers do not line up). If leadership comes back to the OM
+ * the copy is of before Recon synced from another, deltas go on.
  * Any failure leaves the current copy in place and serving; the next
  * interval retries. Failures and successes are in /api/v1/task/status.
  */
@@ -83,13 +93,49 @@ enum recon_sync_mode recon_om_sync_mode(uint32_t om_apparent,
     return RECON_SYNC_INCREMENTAL;
 }
 
+enum recon_full_reason recon_om_full_reason(bool have_copy,
+                                            const char *copy_node,
+                                            const char *leader_node,
+                                            enum recon_sync_mode mode,
+                                            bool asked,
+                                            char *reason,
+                                            size_t size)
+{
+    char dummy[8];
+
+    if (reason == NULL || size == 0) {
+        reason = dummy;
+        size = sizeof(dummy);
+    }
+    reason[0] = '\0';
+    if (!have_copy) {
+        snprintf(reason, size, "no copy of OM's DB yet");
+        return RECON_FULL_NO_COPY;
+    }
+    if (strcmp(copy_node, leader_node) != 0) {
+        /* Sequence numbers are per OM DB (see the top of this file). */
+        snprintf(reason, size,
+                 "the copy is of OM '%s', the leader is now '%s' (sequence "
+                 "numbers differ between OMs' DBs)",
+                 copy_node, leader_node);
+        return RECON_FULL_OTHER_OM;
+    }
+    if (asked) {
+        snprintf(reason, size, "a full sync was asked for");
+        return RECON_FULL_ASKED;
+    }
+    if (mode == RECON_SYNC_FULL_ONLY) {
+        snprintf(reason, size, "OM '%s' offers full syncs only", leader_node);
+        return RECON_FULL_ONLY;
+    }
+    return RECON_FULL_NONE;
+}
+
 /* ---- sync thread state (owned by the thread) ---- */
 
 struct om_sync
 {
-    struct rpc_client *client;
-    char addrs[8][RECON_ADDR_MAX];
-    size_t n_addrs;
+    struct recon_om_service oms;
     uint32_t unimpl_software; /* see recon_om_sync_mode */
     char unimpl_node[RECON_ID_MAX];
     uint64_t generation;
@@ -566,6 +612,7 @@ static enum delta_result apply_batches(struct recon *r,
 }
 
 static enum delta_result delta_sync(struct recon *r,
+                                    struct rpc_client *client,
                                     const char *node,
                                     uint32_t om_software,
                                     char *errmsg)
@@ -585,8 +632,7 @@ static enum delta_result delta_sync(struct recon *r,
         struct rpc_error err;
         req.from_sequence = seq;
         req.limit = (uint64_t)r->cfg.om_updates_limit;
-        int rc = rpc_client_call(sync_state.client,
-                                 &ozone__om__om_db_service__descriptor,
+        int rc = rpc_client_call(client, &ozone__om__om_db_service__descriptor,
                                  "DBUpdates", &req.base, &resp_msg, &err);
         if (rc != 0) {
             if (err.status == RPC_STATUS_UNIMPLEMENTED) {
@@ -601,6 +647,12 @@ static enum delta_result delta_sync(struct recon *r,
             } else if (err.code == OZONE__RESULT_CODE__UPDATES_NOT_AVAILABLE) {
                 oz_errmsg_printf(errmsg, "%s", err.message);
                 dr = DELTA_NEED_FULL;
+            } else if (err.code == OZONE__RESULT_CODE__NOT_LEADER) {
+                /* An OM that serves DBUpdates on the leader only: the next
+                 * round finds the new leader. */
+                oz_errmsg_printf(errmsg, "DBUpdates at '%s': %s", err.address,
+                                 err.message);
+                dr = DELTA_FAILED;
             } else {
                 oz_errmsg_printf(
                     errmsg, "DBUpdates failed at '%s': %s", err.address,
@@ -668,54 +720,119 @@ static void log_once(const char *text)
     }
 }
 
-static void run_once(struct recon *r, bool force_full)
+static void task_failed(struct recon *r, const char *text, int64_t now)
+{
+    pthread_mutex_lock(&r->lock);
+    bool have = r->om.present;
+    pthread_mutex_unlock(&r->lock);
+    log_once(text);
+    recon_task_failed(r, have ? RECON_TASK_OM_DELTA : RECON_TASK_OM_SNAPSHOT,
+                      text, now);
+}
+
+/* The leader's GetVersion: its node id, versions and HTTP address (the
+ * address it serves /dbCheckpoint on; else the configured one). */
+static int leader_version(struct recon *r,
+                          const struct recon_om_node *leader,
+                          struct rpc_client *client,
+                          char *node,
+                          char *http,
+                          uint32_t *sw,
+                          uint32_t *ap,
+                          char *text,
+                          size_t size)
 {
     Ozone__GetVersionRequest vreq = OZONE__GET_VERSION_REQUEST__INIT;
     ProtobufCMessage *vresp = NULL;
     struct rpc_error err;
-    char errmsg[OZ_ERRMSG_SIZE] = "";
-    char node[RECON_ID_MAX], http[RECON_ADDR_MAX], reason[256];
-    int64_t now = recon_now_ms();
+    int rc = rpc_client_call(client, &ozone__version_service__descriptor,
+                             "GetVersion", &vreq.base, &vresp, &err);
 
-    int rc =
-        rpc_client_call(sync_state.client, &ozone__version_service__descriptor,
-                        "GetVersion", &vreq.base, &vresp, &err);
     if (rc != 0) {
-        char text[600];
-        snprintf(text, sizeof(text), "OM unreachable at '%s': %s",
-                 sync_state.addrs[0],
+        snprintf(text, size, "OM%s%s%s unreachable at '%s': %s",
+                 leader->node_id[0] ? " '" : "", leader->node_id,
+                 leader->node_id[0] ? "'" : "", leader->rpc_address,
                  err.message[0] ? err.message : oz_strerror(rc));
-        log_once(text);
-        pthread_mutex_lock(&r->lock);
-        bool have = r->om.present;
-        pthread_mutex_unlock(&r->lock);
-        recon_task_failed(
-            r, have ? RECON_TASK_OM_DELTA : RECON_TASK_OM_SNAPSHOT, text, now);
-        return;
+        return rc;
     }
     const Ozone__GetVersionResponse *v =
         (const Ozone__GetVersionResponse *)vresp;
-    uint32_t sw = v->hdr ? v->hdr->software_version : 0;
-    uint32_t ap = v->hdr ? v->hdr->apparent_version : 0;
+    *sw = v->hdr ? v->hdr->software_version : 0;
+    *ap = v->hdr ? v->hdr->apparent_version : 0;
     oz_strlcpy(node, v->hdr && v->hdr->node_id ? v->hdr->node_id : "",
-               sizeof(node));
+               RECON_ID_MAX);
     if (v->http_address != NULL && v->http_address[0] != '\0') {
-        daemon_dial_address(v->http_address, http, sizeof(http));
+        daemon_dial_address(v->http_address, http, RECON_ADDR_MAX);
+    } else if (leader->http_address[0] != '\0') {
+        oz_strlcpy(http, leader->http_address, RECON_ADDR_MAX);
     } else {
         daemon_dial_address(
             conf_get_str(r->d->conf, "ozone.om.http-address", "0.0.0.0:9874"),
-            http, sizeof(http));
+            http, RECON_ADDR_MAX);
     }
     rpc_message_free(vresp);
+    return 0;
+}
+
+/* Records the leader for the API; logs a change. */
+static void note_leader(struct recon *r, const char *node, const char *addr)
+{
+    char was[RECON_ID_MAX];
+
+    pthread_mutex_lock(&r->lock);
+    oz_strlcpy(was, r->om.leader_node, sizeof(was));
+    oz_strlcpy(r->om.leader_node, node, sizeof(r->om.leader_node));
+    pthread_mutex_unlock(&r->lock);
+    if (strcmp(was, node) == 0) {
+        return;
+    }
+    if (sync_state.oms.n > 1) {
+        log_info(
+            "OM sync: OM '%s' at '%s' leads OM service '%s'%s%s%s; "
+            "syncing from it",
+            node, addr, sync_state.oms.service_id, was[0] ? " (was '" : "", was,
+            was[0] ? "')" : "");
+        if (was[0] != '\0') {
+            metrics_add(
+                metrics_get("ozone_recon_om_leader_changes_total", "",
+                            METRIC_COUNTER, "OM leader changes Recon followed"),
+                1);
+        }
+    }
+}
+
+static void run_once(struct recon *r, bool force_full)
+{
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    char node[RECON_ID_MAX], http[RECON_ADDR_MAX], reason[256];
+    char text[600];
+    uint32_t sw = 0, ap = 0;
+    size_t li;
+    int64_t now = recon_now_ms();
+
+    int rc = recon_om_service_leader(&sync_state.oms, &li, errmsg);
+    if (rc != 0) {
+        snprintf(text, sizeof(text), "OM leader unknown: %s", errmsg);
+        task_failed(r, text, now);
+        return;
+    }
+    const struct recon_om_node *leader = &sync_state.oms.nodes[li];
+    struct rpc_client *client = sync_state.oms.clients[li];
+    if (leader_version(r, leader, client, node, http, &sw, &ap, text,
+                       sizeof(text)) != 0) {
+        task_failed(r, text, recon_now_ms());
+        return;
+    }
+    note_leader(r, node, leader->rpc_address);
     enum recon_sync_mode mode = recon_om_sync_mode(
         ap, sw,
         strcmp(sync_state.unimpl_node, node) == 0 ? sync_state.unimpl_software
                                                   : 0,
         reason, sizeof(reason));
     pthread_mutex_lock(&r->lock);
-    bool need_full = force_full || !r->om.present ||
-                     strcmp(r->om.source_node, node) != 0 ||
-                     mode == RECON_SYNC_FULL_ONLY;
+    enum recon_full_reason why =
+        recon_om_full_reason(r->om.present, r->om.source_node, node, mode,
+                             force_full, errmsg, sizeof(errmsg));
     if (r->om.mode != mode || strcmp(r->om.mode_reason, reason) != 0) {
         log_info("OM sync mode for OM '%s': %s", node, reason);
     }
@@ -725,9 +842,9 @@ static void run_once(struct recon *r, bool force_full)
     r->om.om_apparent = ap;
     pthread_mutex_unlock(&r->lock);
 
-    if (!need_full) {
+    if (why == RECON_FULL_NONE) {
         recon_task_start(r, RECON_TASK_OM_DELTA);
-        enum delta_result dr = delta_sync(r, node, sw, errmsg);
+        enum delta_result dr = delta_sync(r, client, node, sw, errmsg);
         now = recon_now_ms();
         if (dr == DELTA_OK) {
             pthread_mutex_lock(&r->lock);
@@ -745,14 +862,15 @@ static void run_once(struct recon *r, bool force_full)
             log_once(errmsg);
             return;
         }
-        log_info("OM sync: %s; taking a full sync", errmsg);
-        errmsg[0] = '\0';
+        log_info("OM sync: %s; taking a full sync from OM '%s'", errmsg, node);
+    } else if (why == RECON_FULL_OTHER_OM || why == RECON_FULL_ASKED) {
+        log_info("OM sync: %s; taking a full sync from OM '%s'", errmsg, node);
     }
+    errmsg[0] = '\0';
     recon_task_start(r, RECON_TASK_OM_SNAPSHOT);
     rc = full_sync(r, http, node, errmsg);
     now = recon_now_ms();
     if (rc != 0) {
-        char text[600];
         snprintf(text, sizeof(text), "full sync from OM '%s' failed: %s", node,
                  errmsg);
         log_once(text);
@@ -771,7 +889,7 @@ static void run_once(struct recon *r, bool force_full)
     metrics_add(r->m_full_syncs, 1);
     /* Catch up at once with what was written during the download. */
     if (mode == RECON_SYNC_INCREMENTAL) {
-        if (delta_sync(r, node, sw, errmsg) == DELTA_OK) {
+        if (delta_sync(r, client, node, sw, errmsg) == DELTA_OK) {
             pthread_mutex_lock(&r->lock);
             seq = r->om.sequence;
             pthread_mutex_unlock(&r->lock);
@@ -828,19 +946,12 @@ static double gauge_seq(void *ctx)
 
 int recon_om_sync_start(struct recon *r, char *errmsg)
 {
-    struct rpc_client_config cfg;
-    const char *addrs[8];
+    char list[1024] = "";
     int rc;
 
     memset(&sync_state, 0, sizeof(sync_state));
     load_copy(r);
-    sync_state.n_addrs = recon_om_addresses(r->d->conf, sync_state.addrs, 8);
-    for (size_t i = 0; i < sync_state.n_addrs; i++) {
-        addrs[i] = sync_state.addrs[i];
-    }
-    daemon_client_config(r->d, addrs, sync_state.n_addrs, &cfg);
-    cfg.max_attempts = (int)sync_state.n_addrs + 1;
-    rc = rpc_client_new(&sync_state.client, &cfg, errmsg);
+    rc = recon_om_service_open(&sync_state.oms, r->d, errmsg);
     if (rc != 0) {
         return rc;
     }
@@ -855,10 +966,24 @@ int recon_om_sync_start(struct recon *r, char *errmsg)
         return OZ_ENOMEM;
     }
     r->om_started = true;
-    log_info(
-        "syncing OM's DB from '%s' every %lld ms (%lld updates per "
-        "call)",
-        sync_state.addrs[0], r->cfg.om_interval_ms, r->cfg.om_updates_limit);
+    for (size_t i = 0; i < sync_state.oms.n; i++) {
+        size_t len = strlen(list);
+        const struct recon_om_node *o = &sync_state.oms.nodes[i];
+        snprintf(list + len, sizeof(list) - len, "%s%s%s%s", i ? ", " : "",
+                 o->node_id, o->node_id[0] ? " at " : "", o->rpc_address);
+    }
+    if (sync_state.oms.n > 1) {
+        log_info(
+            "syncing OM's DB from the leader of OM service '%s' (%s) "
+            "every %lld ms (%lld updates per call)",
+            sync_state.oms.service_id, list, r->cfg.om_interval_ms,
+            r->cfg.om_updates_limit);
+    } else {
+        log_info(
+            "syncing OM's DB from '%s' every %lld ms (%lld updates per "
+            "call)",
+            list, r->cfg.om_interval_ms, r->cfg.om_updates_limit);
+    }
     return 0;
 }
 
@@ -868,8 +993,7 @@ void recon_om_sync_stop(struct recon *r)
         pthread_join(r->om_thread, NULL);
         r->om_started = false;
     }
-    rpc_client_free(sync_state.client);
-    sync_state.client = NULL;
+    recon_om_service_close(&sync_state.oms);
 }
 
 void recon_om_sync_trigger(struct recon *r, bool full)

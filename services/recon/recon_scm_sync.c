@@ -66,75 +66,6 @@ bool recon__wait(struct recon *r, long long ms, bool *flag)
     return go_on;
 }
 
-static bool list_item(const char *list, size_t idx, char *out, size_t size)
-{
-    size_t i = 0;
-    const char *p = list;
-
-    while (*p != '\0') {
-        while (*p == ',' || *p == ' ') {
-            p++;
-        }
-        if (*p == '\0') {
-            break;
-        }
-        const char *end = p;
-        while (*end != '\0' && *end != ',' && *end != ' ') {
-            end++;
-        }
-        if (i == idx) {
-            size_t len = (size_t)(end - p);
-            if (len >= size) {
-                return false;
-            }
-            memcpy(out, p, len);
-            out[len] = '\0';
-            return true;
-        }
-        i++;
-        p = end;
-    }
-    return false;
-}
-
-size_t recon_om_addresses(const struct conf *conf,
-                          char addrs[][RECON_ADDR_MAX],
-                          size_t max)
-{
-    const char *ids = conf_get(conf, "ozone.om.service.ids");
-    char sid[128], node[128], key[512];
-    size_t n = 0;
-
-    if (ids != NULL && list_item(ids, 0, sid, sizeof(sid))) {
-        snprintf(key, sizeof(key), "ozone.om.nodes.%s", sid);
-        const char *nodes = conf_get(conf, key);
-        for (size_t i = 0; nodes != NULL && n < max &&
-                           list_item(nodes, i, node, sizeof(node));
-             i++) {
-            snprintf(key, sizeof(key), "ozone.om.address.%s.%s", sid, node);
-            const char *a = conf_get(conf, key);
-            if (a != NULL && a[0] != '\0') {
-                daemon_dial_address(a, addrs[n], RECON_ADDR_MAX);
-                if (strchr(addrs[n], ':') == NULL) {
-                    size_t l = strlen(addrs[n]);
-                    snprintf(addrs[n] + l, RECON_ADDR_MAX - l, ":9862");
-                }
-                n++;
-            }
-        }
-        if (n > 0) {
-            return n;
-        }
-    }
-    daemon_dial_address(conf_get_str(conf, "ozone.om.address", "0.0.0.0:9862"),
-                        addrs[0], RECON_ADDR_MAX);
-    if (strchr(addrs[0], ':') == NULL) {
-        size_t l = strlen(addrs[0]);
-        snprintf(addrs[0] + l, RECON_ADDR_MAX - l, ":9862");
-    }
-    return 1;
-}
-
 /* ---- one poll ---- */
 
 static int call(struct rpc_client *c,
@@ -271,6 +202,7 @@ static void poll_om_upgrade(struct recon *r, size_t i, const char *node)
     ProtobufCMessage *resp = NULL;
     struct rpc_error err;
 
+    req.this_node = true; /* each OM's own view, followers too */
     memset(&err, 0, sizeof(err));
     if (rpc_client_call(scm_state.oms[i],
                         &ozone__om__om_upgrade_service__descriptor,

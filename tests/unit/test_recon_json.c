@@ -1,5 +1,7 @@
 /* Recon without a daemon: the version-aware sync decision (DESIGN.md
- * §2.1, table-driven), datanode health from report times, the journal of
+ * §2.1, table-driven), when a copy needs a full sync, the OM service
+ * from the configuration and the leader a Roles answer names, datanode
+ * health from report times, the journal of
  * component changes, and the JSON builders of the API parsed back and
  * checked field by field (shapes of docs/recon.md). */
 #include <setjmp.h>
@@ -94,6 +96,181 @@ static void test_sync_mode(void **state)
     }
     assert_int_equal(recon_om_sync_mode(100, 100, 0, NULL, 0),
                      RECON_SYNC_INCREMENTAL);
+}
+
+/* Whether the copy may go on with the leader's deltas (recon_om_sync.c:
+ * sequence numbers are per OM DB, so another OM's copy never does). */
+static void test_full_reason(void **state)
+{
+    static const struct
+    {
+        bool have;
+        const char *copy, *leader;
+        enum recon_sync_mode mode;
+        bool asked;
+        enum recon_full_reason want;
+        const char *reason_has;
+    } cases[] = {
+        {true, "om1", "om1", RECON_SYNC_INCREMENTAL, false, RECON_FULL_NONE,
+         ""},
+        {false, "", "om1", RECON_SYNC_INCREMENTAL, false, RECON_FULL_NO_COPY,
+         "no copy"},
+        /* A leader change: the new leader's numbers do not continue it. */
+        {true, "om1", "om2", RECON_SYNC_INCREMENTAL, false, RECON_FULL_OTHER_OM,
+         "the copy is of OM 'om1', the leader is now "
+         "'om2'"},
+        {true, "om1", "om2", RECON_SYNC_FULL_ONLY, true, RECON_FULL_OTHER_OM,
+         "sequence numbers"},
+        {true, "om2", "om2", RECON_SYNC_INCREMENTAL, true, RECON_FULL_ASKED,
+         "asked"},
+        {true, "om2", "om2", RECON_SYNC_FULL_ONLY, false, RECON_FULL_ONLY,
+         "full syncs only"},
+        {false, "", "om1", RECON_SYNC_FULL_ONLY, true, RECON_FULL_NO_COPY,
+         "no copy"},
+    };
+    char reason[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum recon_full_reason w = recon_om_full_reason(
+            cases[i].have, cases[i].copy, cases[i].leader, cases[i].mode,
+            cases[i].asked, reason, sizeof(reason));
+        if (w != cases[i].want || strstr(reason, cases[i].reason_has) == NULL ||
+            (w == RECON_FULL_NONE && reason[0] != '\0')) {
+            fail_msg("case %zu: %d (%s), want %d with '%s'", i, (int)w, reason,
+                     (int)cases[i].want, cases[i].reason_has);
+        }
+    }
+    assert_int_equal(
+        recon_om_full_reason(true, "om1", "om3", RECON_SYNC_INCREMENTAL, false,
+                             NULL, 0),
+        RECON_FULL_OTHER_OM);
+}
+
+/* The OM service from Recon's configuration, as the client reads it. */
+static void test_om_nodes(void **state)
+{
+    struct recon_om_node nodes[RECON_MAX_OMS];
+    char sid[128], addrs[2][RECON_ADDR_MAX];
+    struct conf *c = conf_new();
+    size_t n;
+
+    (void)state;
+    /* No service: ozone.om.address and ozone.om.http-address. */
+    n = recon_om_nodes(c, nodes, RECON_MAX_OMS, sid, sizeof(sid));
+    assert_int_equal(n, 1);
+    assert_string_equal(sid, "");
+    assert_string_equal(nodes[0].node_id, "");
+    assert_string_equal(nodes[0].rpc_address, "127.0.0.1:9862");
+    assert_string_equal(nodes[0].http_address, "127.0.0.1:9874");
+    conf_set(c, "ozone.om.address", "omhost");
+    conf_set(c, "ozone.om.http-address", "omhost:19874");
+    n = recon_om_nodes(c, nodes, RECON_MAX_OMS, sid, sizeof(sid));
+    assert_int_equal(n, 1);
+    assert_string_equal(nodes[0].rpc_address, "omhost:9862");
+    assert_string_equal(nodes[0].http_address, "omhost:19874");
+
+    /* A service: its nodes in order, each with its own HTTP address; the
+     * plain keys are ignored; a node without an address is left out. */
+    conf_set(c, "ozone.om.service.ids", "svc, other");
+    conf_set(c, "ozone.om.nodes.svc", "a,b, c,d");
+    conf_set(c, "ozone.om.address.svc.a", "0.0.0.0:1001");
+    conf_set(c, "ozone.om.http-address.svc.a", "0.0.0.0:2001");
+    conf_set(c, "ozone.om.address.svc.b", "hostb");
+    conf_set(c, "ozone.om.address.svc.c", "hostc:1003");
+    conf_set(c, "ozone.om.http-address.svc.c", "hostc:2003");
+    n = recon_om_nodes(c, nodes, RECON_MAX_OMS, sid, sizeof(sid));
+    assert_int_equal(n, 3);
+    assert_string_equal(sid, "svc");
+    static const char *const want[3][3] = {
+        {"a", "127.0.0.1:1001", "127.0.0.1:2001"},
+        {"b", "hostb:9862", ""},
+        {"c", "hostc:1003", "hostc:2003"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (strcmp(nodes[i].node_id, want[i][0]) != 0 ||
+            strcmp(nodes[i].rpc_address, want[i][1]) != 0 ||
+            strcmp(nodes[i].http_address, want[i][2]) != 0) {
+            fail_msg("node %zu: '%s' '%s' '%s'", i, nodes[i].node_id,
+                     nodes[i].rpc_address, nodes[i].http_address);
+        }
+    }
+    assert_int_equal(recon_om_nodes(c, nodes, 2, NULL, 0), 2);
+    assert_int_equal(recon_om_addresses(c, addrs, 2), 2);
+    assert_string_equal(addrs[1], "hostb:9862");
+
+    /* A service without usable nodes: the plain address. */
+    conf_set(c, "ozone.om.service.ids", "empty");
+    n = recon_om_nodes(c, nodes, RECON_MAX_OMS, sid, sizeof(sid));
+    assert_int_equal(n, 1);
+    assert_string_equal(sid, "");
+    assert_string_equal(nodes[0].rpc_address, "omhost:9862");
+    conf_free(c);
+}
+
+/* Which OM a Roles answer sends Recon to. */
+static void test_roles_verdict(void **state)
+{
+    static const struct recon_om_node nodes[3] = {
+        {"om1", "127.0.0.1:1001", ""},
+        {"om2", "127.0.0.1:1002", ""},
+        {"om3", "127.0.0.1:1003", ""},
+    };
+    static const struct
+    {
+        const char *self, *leader;
+        const char *role_id, *role_rpc; /* one role entry; NULL: none */
+        size_t asked;
+        enum recon_roles_verdict want;
+        size_t next;
+        const char *reason_has;
+    } cases[] = {
+        {"om1", "om1", NULL, NULL, 0, RECON_ROLES_SELF, 0, "is the leader"},
+        {"om1", "om2", NULL, NULL, 0, RECON_ROLES_REDIRECT, 1,
+         "names leader 'om2'"},
+        {"om3", "om1", "om1", "127.0.0.1:1001", 2, RECON_ROLES_REDIRECT, 0,
+         "om1"},
+        /* An election: nobody to follow. */
+        {"om2", "", NULL, NULL, 1, RECON_ROLES_NONE, 3, "knows no leader"},
+        /* A leader Recon's configuration lacks (added by --bootstrap). */
+        {"om1", "om4", "om4", "127.0.0.1:1004", 0, RECON_ROLES_NONE, 3,
+         "'om4' at '127.0.0.1:1004', which is not an OM of Recon's"},
+        /* The OMs name a node differently: matched by its address. */
+        {"om1", "x2", "x2", "127.0.0.1:1002", 0, RECON_ROLES_REDIRECT, 1,
+         "'x2'"},
+        {"x2", "x2", NULL, NULL, 1, RECON_ROLES_SELF, 1, "is the leader"},
+        {"x1", "om1", NULL, NULL, 0, RECON_ROLES_SELF, 0, "is the leader"},
+    };
+    char reason[384];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        Ozone__VersionHeader hdr = OZONE__VERSION_HEADER__INIT;
+        Ozone__Om__OmRolesResponse resp = OZONE__OM__OM_ROLES_RESPONSE__INIT;
+        Ozone__Om__OmRole role = OZONE__OM__OM_ROLE__INIT;
+        Ozone__Om__OmRole *roles[1] = {&role};
+        size_t next = 99;
+
+        hdr.node_id = (char *)cases[i].self;
+        resp.hdr = &hdr;
+        resp.leader = (char *)cases[i].leader;
+        if (cases[i].role_id != NULL) {
+            role.node_id = (char *)cases[i].role_id;
+            role.rpc_address = (char *)cases[i].role_rpc;
+            resp.roles = roles;
+            resp.n_roles = 1;
+        }
+        enum recon_roles_verdict v = recon_om_roles_verdict(
+            &resp, nodes, 3, cases[i].asked, &next, reason, sizeof(reason));
+        if (v != cases[i].want || next != cases[i].next ||
+            strstr(reason, cases[i].reason_has) == NULL) {
+            fail_msg(
+                "case %zu: verdict %d next %zu (%s), want %d next %zu "
+                "with '%s'",
+                i, (int)v, next, reason, (int)cases[i].want, cases[i].next,
+                cases[i].reason_has);
+        }
+    }
 }
 
 static void report(struct recon *r,
@@ -487,6 +664,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_mode),
+        cmocka_unit_test(test_full_reason),
+        cmocka_unit_test(test_om_nodes),
+        cmocka_unit_test(test_roles_verdict),
         cmocka_unit_test(test_health_and_cluster_state),
         cmocka_unit_test(test_containers_paging_and_pipelines),
         cmocka_unit_test(test_upgrade_and_journal),
