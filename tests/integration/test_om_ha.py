@@ -74,22 +74,10 @@ class OmHaTest(oztest.OzoneTestCase):
         return oztest.wait_for(find, timeout, "a new OM leader", interval=0.2)
 
     def digests(self, c, oms):
-        out = {}
-        for entry in self.json_of(c, "admin", "om", "digest", "--json"):
-            if entry["nodeId"] in [o.name for o in oms]:
-                out[entry["nodeId"]] = (entry["digest"], entry["appliedIndex"])
-        return out
+        return oztest.om_digests(c, [o.name for o in oms])
 
     def wait_same_digest(self, c, oms, timeout=60):
-        def same():
-            d = self.digests(c, oms)
-            return d if (len(d) == len(oms) and
-                         len(set(d.values())) == 1) else None
-        try:
-            return oztest.wait_for(same, timeout, "equal OM digests",
-                                   interval=0.3)
-        except TimeoutError:
-            self.fail("OM digests differ: %r" % self.digests(c, oms))
+        return oztest.wait_same_om_digest(c, [o.name for o in oms], timeout)
 
     def prom_value(self, node, name):
         status, body = oztest.http_get(node.http_port, "/prom")

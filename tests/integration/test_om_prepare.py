@@ -80,14 +80,7 @@ class OmPrepareTest(oztest.OzoneTestCase):
                                        r"purged" % txn)
 
     def wait_same_digest(self, c, timeout=60):
-        def same():
-            entries = json.loads(c.ozone_cmd("admin", "om", "digest",
-                                             "--json").stdout)
-            d = {e["nodeId"]: (e["digest"], e["appliedIndex"])
-                 for e in entries}
-            return d if (len(d) == len(c.oms) and
-                         len(set(d.values())) == 1) else None
-        oztest.wait_for(same, timeout, "equal OM digests", interval=0.3)
+        oztest.wait_same_om_digest(c, [o.name for o in c.oms], timeout)
 
     def assert_writes_refused(self, c):
         for args in (("volume", "create", "/vol9"),

@@ -340,11 +340,6 @@ class UpgradeJournal(oztest.OzoneTestCase):
     def leader_channel(self, c):
         return self.channel(c.om_leader())
 
-    def digests(self, c):
-        r = c.ozone_cmd("admin", "om", "digest", "--json")
-        return {e["nodeId"]: (e["digest"], e["appliedIndex"])
-                for e in json.loads(r.stdout)}
-
     def test_three_oms(self):
         om = self.om
         c = self.cluster(datanodes=0, oms=3, recon=False)
@@ -376,10 +371,7 @@ class UpgradeJournal(oztest.OzoneTestCase):
         code, oz = self.lease_error(ch, om.LEASE_ACQUIRE, "B")
         self.assertEqual(oz.code, self.pb.UPGRADE_LEASE_HELD)
         # Every OM applied the same bytes.
-        same = oztest.wait_for(
-            lambda: (lambda d: len(d) == 3 and
-                     len(set(d.values())) == 1 and d)(self.digests(c)),
-            WAIT, "the same digest on every OM", interval=0.3)
+        same = oztest.wait_same_om_digest(c, [o.name for o in c.oms], WAIT)
         self.assertEqual(len(same), 3)
 
         # Prepared for upgrade: namespace writes refused, the

@@ -5,6 +5,7 @@ stopped, even on failure (unittest cleanups). Binaries come from the build
 tree through the environment set by meson: OZONE_BIN (the ozone command),
 OZONE_SRC (the source tree).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +35,31 @@ def libraft_leak_env():
         return {}
     return {"LSAN_OPTIONS": "suppressions=%s:print_suppressions=0" %
             os.path.join(SRC, "tests", "lsan-libraft.supp")}
+
+
+def om_digests(c, names=None):
+    """{node id: (table digest, applied index)} of every OM that
+    `ozone admin om digest --json` reports (only those in names, if
+    given)."""
+    r = c.ozone_cmd("admin", "om", "digest", "--json")
+    return {e["nodeId"]: (e["digest"], e["appliedIndex"])
+            for e in json.loads(r.stdout)
+            if names is None or e["nodeId"] in names}
+
+
+def wait_same_om_digest(c, names, timeout=60):
+    """Waits until every OM in names reports the same table digest at the
+    same applied index (DESIGN.md §8.1); returns om_digests(). Raises
+    AssertionError with the last digests when they still differ."""
+    def same():
+        d = om_digests(c, names)
+        return d if (len(d) == len(names) and
+                     len(set(d.values())) == 1) else None
+    try:
+        return wait_for(same, timeout, "equal OM digests", interval=0.3)
+    except TimeoutError as e:
+        raise AssertionError("OM digests differ: %r (%s)" % (
+            om_digests(c, names), e)) from None
 
 
 class OzoneTestCase(unittest.TestCase):
