@@ -28,6 +28,19 @@ VOL, BUCKET = "rolling", "data"
 
 class Rolling(oztest.OzoneTestCase):
 
+    def check_step(self, c, w, step):
+        """DESIGN.md §6: before finalization the apparent versions of
+        same-type components are equal (100) at every step, and no client
+        operation failed."""
+        by_kind = U.apparent_by_kind(c)
+        for kind, vs in by_kind.items():
+            self.assertEqual(len(vs), 1,
+                             "%s: %s apparent versions differ: %s" % (
+                                 step, kind, vs))
+        self.assertEqual(by_kind["om"], {100}, step)
+        self.assertEqual(by_kind["datanode"], {100}, step)
+        self.assertEqual(w.failures, [], "after step '%s'" % step)
+
     def test_rolling_upgrade_with_workload(self):
         conf = dict(U.FAST_CONF)
         c = oztest.LocalCluster(os.path.join(self.tmp, "cluster"),
@@ -47,18 +60,8 @@ class Rolling(oztest.OzoneTestCase):
         self.addCleanup(w.stop)
         wait_for(lambda: w.count() >= 40, 60, "the workload to run")
 
-        def check_same_apparent(step):
-            by_kind = U.apparent_by_kind(c)
-            for kind, vs in by_kind.items():
-                self.assertEqual(len(vs), 1,
-                                 "%s: %s apparent versions differ: %s" % (
-                                     step, kind, vs))
-            self.assertEqual(by_kind["om"], {100}, step)
-            self.assertEqual(by_kind["datanode"], {100}, step)
-
         for step in U.roll_cluster(c, dwell=1.0):
-            check_same_apparent(step)
-            self.assertEqual(w.failures, [], "after step '%s'" % step)
+            self.check_step(c, w, step)
         # Pre-finalized on new bits: new features refused.
         r = c.ozone_cmd("sh", "bucket", "setquota", "--space-quota", "1GB",
                         "/%s/%s" % (VOL, BUCKET), check=False)
@@ -91,7 +94,8 @@ class Rolling(oztest.OzoneTestCase):
         self.assertGreater(len(w.ops), 100)
 
     def test_rolling_upgrade_om_ha(self):
-        """Three OMs: each rolled in turn, the leader last after a
+        """Three OMs under load: a rolling upgrade, a rolling downgrade,
+        and the upgrade again, each OM in turn, the leader last after a
         transfer; finalize is refused while one OM runs old bits
         (invariant 2), then finalizes every OM at the same index."""
         c = oztest.LocalCluster(os.path.join(self.tmp, "cluster"),
@@ -112,7 +116,14 @@ class Rolling(oztest.OzoneTestCase):
         w.start()
         self.addCleanup(w.stop)
         wait_for(lambda: w.count() >= 40, 60, "the workload to run")
+        # A whole rolling upgrade, then a rolling downgrade in reverse
+        # order (OMs first, the leader last each time), under load.
+        for step in U.roll_cluster(c, passes=2):
+            self.check_step(c, w, step)
+        self.assertEqual(U.software_by_kind(c)["om"], {100})
+        # The rolling upgrade again, until the first OM is on new bits.
         for step in U.roll_cluster(c, passes=1):
+            self.check_step(c, w, step)
             if step.startswith("new om"):
                 break  # the first OM is on new bits
         self.assertEqual(w.failures, [])
