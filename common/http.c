@@ -326,6 +326,55 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn,
     return ret;
 }
 
+/* A file response cut after `cut` bytes (http_response.cut_after). */
+struct cut_file
+{
+    int fd;
+    uint64_t cut;
+};
+
+static ssize_t cut_file_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct cut_file *f = cls;
+    ssize_t n;
+
+    if (pos >= f->cut) {
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* closes the connection */
+    }
+    if (max > f->cut - pos) {
+        max = (size_t)(f->cut - pos);
+    }
+    n = pread(f->fd, buf, max, (off_t)pos);
+    return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void cut_file_free(void *cls)
+{
+    struct cut_file *f = cls;
+
+    close(f->fd);
+    free(f);
+}
+
+static struct MHD_Response *cut_response(int fd, uint64_t size, uint64_t cut)
+{
+    struct cut_file *f = malloc(sizeof(*f));
+    struct MHD_Response *r;
+
+    if (f == NULL) {
+        close(fd);
+        return NULL;
+    }
+    f->fd = fd;
+    f->cut = cut;
+    r = MHD_create_response_from_callback(size, 64 * 1024, cut_file_read, f,
+                                          cut_file_free);
+    if (r == NULL) {
+        cut_file_free(f);
+    }
+    return r;
+}
+
 /* Streams resp->file_path; 404 when it cannot be opened. */
 static enum MHD_Result queue_file(struct MHD_Connection *conn,
                                   const struct http_response *resp,
@@ -348,11 +397,18 @@ static enum MHD_Result queue_file(struct MHD_Connection *conn,
         return queue_text(conn, MHD_HTTP_NOT_FOUND, NULL,
                           "file not found: not a regular file\n");
     }
-    /* MHD closes fd when the response is destroyed. */
-    r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
-    if (r == NULL) {
-        close(fd);
-        return MHD_NO;
+    if (resp->cut_after > 0 && resp->cut_after < (uint64_t)st.st_size) {
+        r = cut_response(fd, (uint64_t)st.st_size, resp->cut_after);
+        if (r == NULL) {
+            return MHD_NO;
+        }
+    } else {
+        /* MHD closes fd when the response is destroyed. */
+        r = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+        if (r == NULL) {
+            close(fd);
+            return MHD_NO;
+        }
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                             resp->content_type != NULL

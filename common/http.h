@@ -6,6 +6,7 @@
 #define OZONE_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct http_server;
 
@@ -29,6 +30,11 @@ struct http_response
     size_t body_len;
     /* Alternatively a file to stream (path copied; body must be NULL). */
     char *file_path; /* malloc'd; taken by the server */
+    /* Fault injection for file responses: when > 0 and below the file's
+     * size, the response still declares the whole length but the
+     * connection is closed after this many bytes, as a dropped connection
+     * would (the client sees a transfer cut short, not a short file). */
+    uint64_t cut_after;
 };
 
 /* Sets resp body to a malloc'd copy of the formatted text. */

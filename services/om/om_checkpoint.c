@@ -218,6 +218,16 @@ static void http_db_checkpoint(void *data,
     resp->file_path = strdup(tar_path);
     if (resp->file_path == NULL) {
         http_response_printf(resp, 500, "text/plain", "out of memory\n");
+        return;
+    }
+    struct stat st;
+    if (fault_hit(OM_CHECKPOINT_FAULT_CUT) != 0 && stat(tar_path, &st) == 0) {
+        resp->cut_after = (uint64_t)st.st_size / 2;
+        log_warn(
+            "fault '%s': closing the connection after %llu of %lld "
+            "bytes of checkpoint '%s'",
+            OM_CHECKPOINT_FAULT_CUT, (unsigned long long)resp->cut_after,
+            (long long)st.st_size, tar_path);
     }
 }
 

@@ -14,6 +14,8 @@
 /* Fault point (common/fault.h): when on, the archive served is cut to
  * half its length, as a connection dropped mid-transfer would leave it. */
 #define OM_CHECKPOINT_FAULT_TRUNCATE "om.checkpoint.truncate"
+/* Fault point: the download of a whole checkpoint is cut half-way. */
+#define OM_CHECKPOINT_FAULT_CUT "om.checkpoint.cut"
 
 /* Registers GET /dbCheckpoint on d->http and removes checkpoints left
  * under <storage>/checkpoints by an earlier run. 0 or OZ_E* with errmsg. */

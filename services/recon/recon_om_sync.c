@@ -140,6 +140,9 @@ struct om_sync
     char unimpl_node[RECON_ID_MAX];
     uint64_t generation;
     char last_logged[512];
+    /* An asked-for full sync failed and is retried every interval; the
+     * copy in place keeps taking deltas meanwhile. */
+    bool full_retry;
 };
 
 static struct om_sync sync_state;
@@ -801,6 +804,35 @@ static void note_leader(struct recon *r, const char *node, const char *addr)
     }
 }
 
+/* One incremental step (the task's bookkeeping included); the result
+ * tells whether a full sync must follow. */
+static enum delta_result run_delta(struct recon *r,
+                                   struct rpc_client *client,
+                                   const char *node,
+                                   uint32_t sw,
+                                   char *errmsg)
+{
+    recon_task_start(r, RECON_TASK_OM_DELTA);
+    enum delta_result dr = delta_sync(r, client, node, sw, errmsg);
+    int64_t now = recon_now_ms();
+    if (dr == DELTA_OK) {
+        pthread_mutex_lock(&r->lock);
+        uint64_t seq = r->om.sequence;
+        r->om.synced_ms = now;
+        pthread_mutex_unlock(&r->lock);
+        recon_task_ok(r, RECON_TASK_OM_DELTA, seq, now);
+        metrics_add(r->m_delta_syncs, 1);
+        sync_state.last_logged[0] = '\0';
+        return dr;
+    }
+    recon_task_failed(r, RECON_TASK_OM_DELTA, errmsg, now);
+    metrics_add(r->m_delta_failures, 1);
+    if (dr == DELTA_FAILED) {
+        log_once(errmsg);
+    }
+    return dr;
+}
+
 static void run_once(struct recon *r, bool force_full)
 {
     char errmsg[OZ_ERRMSG_SIZE] = "";
@@ -842,28 +874,27 @@ static void run_once(struct recon *r, bool force_full)
     r->om.om_apparent = ap;
     pthread_mutex_unlock(&r->lock);
 
-    if (why == RECON_FULL_NONE) {
-        recon_task_start(r, RECON_TASK_OM_DELTA);
-        enum delta_result dr = delta_sync(r, client, node, sw, errmsg);
-        now = recon_now_ms();
-        if (dr == DELTA_OK) {
-            pthread_mutex_lock(&r->lock);
-            uint64_t seq = r->om.sequence;
-            r->om.synced_ms = now;
-            pthread_mutex_unlock(&r->lock);
-            recon_task_ok(r, RECON_TASK_OM_DELTA, seq, now);
-            metrics_add(r->m_delta_syncs, 1);
-            sync_state.last_logged[0] = '\0';
-            return;
+    bool retry = why == RECON_FULL_ASKED && sync_state.full_retry;
+    if (retry && mode == RECON_SYNC_INCREMENTAL) {
+        /* Keep the copy in place fresh before trying the full sync again. */
+        char derr[OZ_ERRMSG_SIZE] = "";
+        char logged[sizeof(sync_state.last_logged)];
+        oz_strlcpy(logged, sync_state.last_logged, sizeof(logged));
+        if (run_delta(r, client, node, sw, derr) == DELTA_NEED_FULL) {
+            log_info("OM sync: %s; taking a full sync from OM '%s'", derr,
+                     node);
         }
-        recon_task_failed(r, RECON_TASK_OM_DELTA, errmsg, now);
-        metrics_add(r->m_delta_failures, 1);
-        if (dr == DELTA_FAILED) {
-            log_once(errmsg);
+        /* The failed full sync is logged once, not once per retry. */
+        oz_strlcpy(sync_state.last_logged, logged, sizeof(logged));
+    }
+    if (why == RECON_FULL_NONE) {
+        enum delta_result dr = run_delta(r, client, node, sw, errmsg);
+        if (dr != DELTA_NEED_FULL) {
             return;
         }
         log_info("OM sync: %s; taking a full sync from OM '%s'", errmsg, node);
-    } else if (why == RECON_FULL_OTHER_OM || why == RECON_FULL_ASKED) {
+    } else if (why == RECON_FULL_OTHER_OM ||
+               (why == RECON_FULL_ASKED && !retry)) {
         log_info("OM sync: %s; taking a full sync from OM '%s'", errmsg, node);
     }
     errmsg[0] = '\0';
@@ -876,8 +907,17 @@ static void run_once(struct recon *r, bool force_full)
         log_once(text);
         recon_task_failed(r, RECON_TASK_OM_SNAPSHOT, text, now);
         metrics_add(r->m_full_failures, 1);
+        if (why == RECON_FULL_ASKED) {
+            /* The operator asked for one: try again next interval (the
+             * copy in place keeps serving and taking deltas meanwhile). */
+            sync_state.full_retry = true;
+            pthread_mutex_lock(&r->lock);
+            r->om_trigger_full = true;
+            pthread_mutex_unlock(&r->lock);
+        }
         return;
     }
+    sync_state.full_retry = false;
     pthread_mutex_lock(&r->lock);
     uint64_t seq = r->om.sequence;
     if (r->om.om_latest < seq) {

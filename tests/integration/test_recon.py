@@ -12,7 +12,10 @@ from LocalCluster with 1 s sync intervals, driven by the real `ozone` CLI.
 - deleting Recon's DB and restarting it rebuilds everything;
 - a checkpoint download cut short (OM fault point om.checkpoint.truncate)
   is detected, reported and never swapped in; Recon retries and recovers
-  once the OM serves whole checkpoints again;
+  once the OM serves whole checkpoints again; a download whose connection
+  is dropped half-way (om.checkpoint.cut) while Recon has a good copy:
+  the copy keeps serving and syncing deltas, the asked-for full sync is
+  retried and swapped in once the OM serves whole checkpoints;
 - SCM and datanodes on pre-finalized storage: /api/v1/upgrade shows
   FINALIZATION_REQUIRED from SCM's QueryUpgradeStatus, and after
   `ozone admin scm finalizeupgrade` FINALIZATION_DONE, with the SCM
@@ -264,6 +267,63 @@ class Recon(oztest.OzoneTestCase):
         self.wait_counts(c, 1, 1, 1, "counts once checkpoints are whole")
         self.assertEqual(task(c.recon, "OmSnapshotRequest")["status"], "OK")
         self.assertTrue(os.path.exists(os.path.join(storage, "om.current")))
+
+    def test_cut_download_keeps_good_copy(self):
+        c = self.start()
+        self.write_namespace(c, vols=1, buckets=1, keys=1)
+        self.wait_counts(c, 1, 1, 1)
+        storage = os.path.join(c.recon.overrides["ozone.recon.db.dir"],
+                               "recon")
+        current = os.path.join(storage, "om.current")
+        with open(current, "rb") as f:
+            good = f.read()
+        # The OM now drops the connection half-way through a checkpoint.
+        om = c.oms[0]
+        om.stop()
+        os.environ["OZONE_FAULT"] = "om.checkpoint.cut"
+        try:
+            om.start()
+        finally:
+            del os.environ["OZONE_FAULT"]
+        om.wait_ready()
+        self.put(c, "/vol0/bucket0/during")
+        self.wait_counts(c, 1, 1, 2, "delta with the good copy in place")
+        before = task(c.recon, "OmSnapshotRequest")["failures"]
+        ok(c.recon, "triggerdbsync/om?full=true")
+
+        def failed():
+            t = task(c.recon, "OmSnapshotRequest")
+            return t["failures"] > before and t
+        t = oztest.wait_for(failed, WAIT, "the cut full sync reported")
+        self.assertEqual(t["status"], "FAILED")
+        self.assertIn("full sync from OM", t["lastError"])
+        # The good copy keeps serving, untouched, and keeps syncing.
+        with open(current, "rb") as f:
+            self.assertEqual(f.read(), good)
+        self.assertEqual([d for d in os.listdir(storage)
+                          if d.startswith("om.db.")],
+                         [good.decode().strip()])
+        cs = ok(c.recon, "clusterState")
+        self.assertTrue(cs["omSynced"])
+        self.put(c, "/vol0/bucket0/after-cut")
+        self.wait_counts(c, 1, 1, 3, "deltas after the cut full sync")
+        # The asked-for full sync is retried until the OM serves whole
+        # checkpoints again, then swapped in.
+        oztest.wait_for(lambda: task(c.recon, "OmSnapshotRequest")
+                        ["failures"] > t["failures"], WAIT,
+                        "the full sync retried")
+        om.stop()
+        om.start()
+        om.wait_ready()
+
+        def swapped():
+            with open(current, "rb") as f:
+                return f.read() != good and task(
+                    c.recon, "OmSnapshotRequest")["status"] == "OK"
+        oztest.wait_for(swapped, WAIT, "a whole checkpoint swapped in")
+        self.wait_counts(c, 1, 1, 3, "counts after the full sync")
+        self.assertIn("fault 'om.checkpoint.cut': closing the connection",
+                      om.log_tail(400) + open(om.log_path).read())
 
     def test_finalization_status_and_journal(self):
         # New bits everywhere, SCM and datanodes on pre-finalized storage

@@ -15,6 +15,7 @@
 
 #include "err.h"
 #include "http.h"
+#include "http_client.h"
 
 struct fixture
 {
@@ -86,6 +87,15 @@ static void h_file(void *data,
 {
     resp->file_path = strdup((const char *)data);
     resp->content_type = "application/x-tar";
+}
+
+static void h_cut_file(void *data,
+                       const struct http_request *req,
+                       struct http_response *resp)
+{
+    (void)req;
+    resp->file_path = strdup((const char *)data);
+    resp->cut_after = 5; /* of 17 bytes */
 }
 
 /* ---- curl client ---- */
@@ -234,6 +244,8 @@ static int group_setup(void **state)
     assert_int_equal(http_server_route(s, "GET", "/status", h_status, NULL), 0);
     assert_int_equal(
         http_server_route(s, "GET", "/file", h_file, fx->file_path), 0);
+    assert_int_equal(
+        http_server_route(s, "GET", "/cut-file", h_cut_file, fx->file_path), 0);
     assert_int_equal(http_server_route(s, "GET", "/missing-file", h_file,
                                        "/nonexistent/oz/file"),
                      0);
@@ -474,6 +486,31 @@ static void test_bind_addresses(void **state)
     http_server_free(NULL);
 }
 
+/* cut_after: the response declares the whole file, the connection closes
+ * after 5 bytes; the client sees a cut transfer, not a short file, and
+ * the same file served whole afterwards is unaffected. */
+static void test_cut_file(void **state)
+{
+    char url[128], path[160], errmsg[OZ_ERRMSG_SIZE] = "";
+    struct http_client_result res;
+    char *body = NULL;
+    size_t len = 0;
+
+    (void)state;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/cut-file", fx->port);
+    snprintf(path, sizeof(path), "%s/download", fx->dir);
+    assert_int_equal(http_client_get_file(url, path, 0, 5000, &res, errmsg),
+                     OZ_EIO);
+    assert_non_null(strstr(errmsg, "transfer"));
+    assert_true(res.bytes <= 5);
+    unlink(path);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/file", fx->port);
+    assert_int_equal(http_client_get(url, 0, 5000, &body, &len, &res, errmsg),
+                     0);
+    assert_int_equal(len, 17);
+    free(body);
+}
+
 static void test_route_after_start_refused(void **state)
 {
     assert_int_equal(http_server_route(fx->srv, "GET", "/late", h_empty, NULL),
@@ -491,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_bind_in_use),
         cmocka_unit_test(test_bind_addresses),
         cmocka_unit_test(test_route_after_start_refused),
+        cmocka_unit_test(test_cut_file),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
