@@ -8,7 +8,9 @@ from LocalCluster with 1 s sync intervals, driven by the real `ozone` CLI.
   API's other endpoints answer in shape; OM down: reported in task status
   while Recon keeps serving what it has;
 - a Recon with new bits syncs from an OM with old bits (OM started with
-  --testing-software-version 100, release 1.0.0), incrementally;
+  --testing-software-version 100, release 1.0.0), incrementally; an OM
+  at a legacy apparent version (< 100) offers no DBUpdates: full syncs
+  only, then deltas once it is finalized;
 - deleting Recon's DB and restarting it rebuilds everything;
 - a checkpoint download cut short (OM fault point om.checkpoint.truncate)
   is detected, reported and never swapped in; Recon retries and recovers
@@ -70,8 +72,9 @@ def prom(recon, name):
 
 class Recon(oztest.OzoneTestCase):
 
-    def start(self, datanodes=3, om_version=None, **kw):
-        c = self.new_cluster(datanodes=datanodes, conf=FAST, **kw)
+    def start(self, datanodes=3, om_version=None, conf=None, **kw):
+        c = self.new_cluster(datanodes=datanodes,
+                             conf=dict(FAST, **(conf or {})), **kw)
         if om_version is not None:
             c.oms[0].extra_args = ["--testing-software-version",
                                    str(om_version)]
@@ -213,6 +216,32 @@ class Recon(oztest.OzoneTestCase):
         recon = next(x for x in up["components"] if x["type"] == "RECON")
         self.assertEqual(om["softwareVersion"], 100)
         self.assertGreater(recon["softwareVersion"], 0)
+
+    def test_legacy_om_full_syncs_only(self):
+        # An OM at a legacy apparent version (< 100, ZDU_READY) offers no
+        # DBUpdates: Recon keeps in sync with full syncs only, then
+        # switches to deltas by itself once the OM is finalized.
+        c = self.start(conf={"testing.om.init.apparent.version": "2"})
+        self.write_namespace(c, vols=1, buckets=1, keys=1)
+        self.wait_counts(c, 1, 1, 1)
+        snap = task(c.recon, "OmSnapshotRequest")
+        self.assertEqual(snap["syncMode"], "FULL_ONLY", snap)
+        self.assertIn("predates DBUpdates", snap["syncModeReason"])
+        self.put(c, "/vol0/bucket0/more")
+        self.wait_counts(c, 1, 1, 2, "a new key through a full sync")
+        self.assertEqual(task(c.recon, "OmDeltaRequest")["runs"], 0)
+        self.assertGreaterEqual(task(c.recon, "OmSnapshotRequest")["runs"],
+                                2)
+        r = c.ozone_cmd("admin", "upgrade", "finalize", "--wait",
+                        "--timeout", "120", timeout=180)
+        self.assertIn("Cluster finalization is done.", r.stdout)
+        oztest.wait_for(lambda: task(c.recon, "OmDeltaRequest")["syncMode"]
+                        == "INCREMENTAL", WAIT, "incremental after finalize")
+        self.put(c, "/vol0/bucket0/after")
+        self.wait_counts(c, 1, 1, 3, "a new key through a delta")
+        delta = task(c.recon, "OmDeltaRequest")
+        self.assertGreater(delta["runs"], 0)
+        self.assertEqual(delta["status"], "OK", delta)
 
     def test_db_deleted_rebuilds(self):
         c = self.start()
