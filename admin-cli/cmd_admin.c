@@ -335,8 +335,10 @@ static void admin_usage(FILE *f)
         "      the OM service's raft ring (see 'ozone admin om --help')\n"
         "  scm finalizeupgrade | finalizationstatus\n"
         "      finalize SCM's upgrade (datanodes follow) or show its state\n"
-        "  upgrade status [-v] [--json]\n"
-        "      every component's finalization state and its blockers\n",
+        "  upgrade status | plan | run | journal | finalize\n"
+        "      finalization state and blockers, the rolling-upgrade\n"
+        "      orchestrator, and the cluster's finalization (see 'ozone\n"
+        "      admin upgrade --help')\n",
         f);
 }
 

@@ -360,10 +360,33 @@ static int upgrade_status(struct cli *cli, struct oz_client *c, bool verbose)
 static void upgrade_usage(FILE *f)
 {
     fputs(
+        "Usage: ozone admin upgrade COMMAND [OPTIONS]\n\n"
+        "Commands ('ozone admin upgrade COMMAND --help' for each):\n"
+        "  status [-v] [--json]\n"
+        "      finalization state of every component, what it waits for,\n"
+        "      and whether a downgrade is still possible (-v: each\n"
+        "      component's apparent and software version)\n"
+        "  plan [--new-bin DIR|TAG] [--backend B] [--json]\n"
+        "      the order and checks of a rolling upgrade of the live cluster\n"
+        "  run --new-bin DIR|TAG --backend local|systemd|compose [...]\n"
+        "      the rolling upgrade itself, one node at a time, with safety\n"
+        "      gates; --resume, --rollback\n"
+        "  journal [--all] [--limit N] [--json]\n"
+        "      every step of the rolling-upgrade runs, kept in OM\n"
+        "  finalize [--wait] [--timeout S]\n"
+        "      finalize SCM, the datanodes and the OMs: the point of no\n"
+        "      return\n",
+        f);
+}
+
+static void status_usage(FILE *f)
+{
+    fputs(
         "Usage: ozone admin upgrade status [-v] [--json]\n\n"
         "  status     finalization state of every component, what it waits\n"
         "             for, and whether a downgrade is still possible\n"
-        "  -v         each component's apparent and software version\n",
+        "  -v         each component's apparent and software version\n"
+        "  --json     the same as one JSON document\n",
         f);
 }
 
@@ -405,7 +428,7 @@ int cmd_admin_upgrade(struct cli *cli, int argc, char **argv)
         return rc;
     }
     if (help) {
-        upgrade_usage(stdout);
+        status_usage(stdout);
         return CLI_OK;
     }
     rc = cli_open_client(cli, NULL, &c);

@@ -151,6 +151,17 @@ class UpgradePlan(oztest.OzoneTestCase):
         r = self.run_ozone("admin", "upgrade", "plan", "--help")
         self.assertEqual(r.returncode, 0)
         self.assertIn("--new-bin DIR|TAG", r.stdout)
+        # Every upgrade command is listed where an operator looks first.
+        r = self.run_ozone("admin", "--help")
+        self.assertIn("upgrade status | plan | run | journal | finalize",
+                      r.stdout)
+        r = self.run_ozone("admin", "upgrade", "--help")
+        self.assertEqual(r.returncode, 0)
+        for sub in ("status", "plan", "run", "journal", "finalize"):
+            self.assertRegex(r.stdout, r"(?m)^  %s\b" % sub)
+            h = self.run_ozone("admin", "upgrade", sub, "--help")
+            self.assertEqual(h.returncode, 0, sub)
+            self.assertIn("Usage: ozone admin upgrade %s" % sub, h.stdout)
 
     def test_plan_through_a_roll(self):
         conf = dict(U.FAST_CONF)
