@@ -66,7 +66,7 @@ def refused(op, feature, number, apparent):
             % (op, feature, number, apparent))
 
 
-class UpgradeLegacy(oztest.OzoneTestCase):
+class UpgradeLegacy(U.KeyData, oztest.OzoneTestCase):
 
     def start_legacy(self):
         conf = dict(U.FAST_CONF)
@@ -81,25 +81,6 @@ class UpgradeLegacy(oztest.OzoneTestCase):
         U.wait_datanodes_healthy(c, 3)
         U.wait_pipeline(c)
         return c
-
-    def sh(self, c, *args, check=True):
-        return c.ozone_cmd("sh", *args, check=check, timeout=180)
-
-    def put(self, c, key, data):
-        src = os.path.join(self.tmp, "src")
-        with open(src, "wb") as f:
-            f.write(data)
-        self.sh(c, "key", "put", "/%s/%s/%s" % (VOL, BUCKET, key), src)
-        self.data[key] = data
-
-    def validate(self, c):
-        dst = os.path.join(self.tmp, "dst")
-        for key, data in sorted(self.data.items()):
-            if os.path.exists(dst):
-                os.unlink(dst)
-            self.sh(c, "key", "get", "/%s/%s/%s" % (VOL, BUCKET, key), dst)
-            with open(dst, "rb") as f:
-                self.assertTrue(f.read() == data, "key %s differs" % key)
 
     def status_word(self, c, comp):
         return c.ozone_cmd("admin", comp, "finalizationstatus").stdout.strip()

@@ -23,7 +23,7 @@ from oztest import wait_for  # noqa: E402
 VOL, BUCKET = "vol1", "bucket1"
 
 
-class NonRolling(oztest.OzoneTestCase):
+class NonRolling(U.KeyData, oztest.OzoneTestCase):
 
     def start_old(self, **kw):
         c = oztest.LocalCluster(os.path.join(self.tmp, "cluster"), oztest.OZONE,
@@ -33,25 +33,6 @@ class NonRolling(oztest.OzoneTestCase):
             U.set_bits(n, True)
         c.start()
         return c
-
-    def sh(self, c, *args, check=True):
-        return c.ozone_cmd("sh", *args, check=check, timeout=180)
-
-    def put(self, c, key, data):
-        src = os.path.join(self.tmp, "src")
-        with open(src, "wb") as f:
-            f.write(data)
-        self.sh(c, "key", "put", "/%s/%s/%s" % (VOL, BUCKET, key), src)
-        self.data[key] = data
-
-    def validate(self, c):
-        dst = os.path.join(self.tmp, "dst")
-        for key, data in sorted(self.data.items()):
-            if os.path.exists(dst):
-                os.unlink(dst)
-            self.sh(c, "key", "get", "/%s/%s/%s" % (VOL, BUCKET, key), dst)
-            with open(dst, "rb") as f:
-                self.assertEqual(f.read(), data, "key %s" % key)
 
     def generate(self, c, prefix, n=4):
         for i in range(n):

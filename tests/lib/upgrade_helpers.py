@@ -509,3 +509,31 @@ class OrchestratorProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         return self.proc.wait()
+
+
+class KeyData:
+    """Mixin for upgrade tests: keys put and read back through the CLI in
+    /VOL/BUCKET (class attributes), with self.data mapping each key to the
+    bytes it must hold (the test sets self.data = {} first)."""
+    VOL, BUCKET = "vol1", "bucket1"
+
+    def sh(self, c, *args, check=True):
+        return c.ozone_cmd("sh", *args, check=check, timeout=180)
+
+    def put(self, c, key, data):
+        src = os.path.join(self.tmp, "src")
+        with open(src, "wb") as f:
+            f.write(data)
+        self.sh(c, "key", "put", "/%s/%s/%s" % (self.VOL, self.BUCKET, key),
+                src)
+        self.data[key] = data
+
+    def validate(self, c):
+        dst = os.path.join(self.tmp, "dst")
+        for key, data in sorted(self.data.items()):
+            if os.path.exists(dst):
+                os.unlink(dst)
+            self.sh(c, "key", "get",
+                    "/%s/%s/%s" % (self.VOL, self.BUCKET, key), dst)
+            with open(dst, "rb") as f:
+                self.assertTrue(f.read() == data, "key %s differs" % key)
