@@ -238,6 +238,9 @@ static int scm_part(struct status_report *r)
     cJSON_AddStringToObject(scm, "softwareVersionName", sw);
     cJSON_AddNumberToObject(scm, "apparentVersion", st->apparent_version);
     cJSON_AddStringToObject(scm, "apparentVersionName", ap);
+    /* "" from an SCM that records nobody or predates the field. */
+    cJSON_AddStringToObject(scm, "finalizationRequestedBy",
+                            st->finalization_requested_by);
     cJSON *dns = cJSON_AddObjectToObject(r->root, "datanodes");
     cJSON_AddNumberToObject(dns, "finalized", st->datanodes_finalized);
     cJSON_AddNumberToObject(dns, "total", st->datanodes_total);
@@ -247,6 +250,10 @@ static int scm_part(struct status_report *r)
         if (r->verbose) {
             printf("SCM apparent version: %s\n", ap);
             printf("SCM software version: %s\n", sw);
+            if (st->finalization_requested_by[0] != '\0') {
+                printf("SCM finalization requested by: %s\n",
+                       st->finalization_requested_by);
+            }
         }
         printf("Datanodes finalized: %u/%u\n", st->datanodes_finalized,
                st->datanodes_total);

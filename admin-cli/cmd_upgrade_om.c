@@ -292,12 +292,19 @@ int cmd_upgrade_om_status(struct cli *cli,
     cJSON_AddBoolToObject(om, "finalizationInProgress",
                           st->finalization_in_progress);
     cJSON_AddStringToObject(om, "orderViolation", st->order_violation);
+    /* "" from an OM that records nobody or predates the field. */
+    cJSON_AddStringToObject(om, "finalizationRequestedBy",
+                            st->finalization_requested_by);
     cJSON *list = cJSON_AddArrayToObject(om, "nodes");
     if (!cli->json) {
         printf("OM status: %s\n", st->status);
         if (verbose) {
             printf("OM apparent version: %s\n", ap);
             printf("OM software version: %s\n", sw);
+            if (st->finalization_requested_by[0] != '\0') {
+                printf("OM finalization requested by: %s\n",
+                       st->finalization_requested_by);
+            }
         }
     }
     for (size_t i = 0; i < st->n_oms; i++) {

@@ -403,7 +403,11 @@ static void apply_put_object_tagging(struct om *om,
 }
 
 /* DESIGN.md §6.7 step 3: the marker, replicated so that a new leader or a
- * restarted OM resumes polling SCM. */
+ * restarted OM resumes polling SCM, and who asked for it in the same
+ * batch. Both come from the entry alone (§8.1), and every OM that applies
+ * it runs the leader's software (invariant 2 is checked before it is
+ * submitted; no downgrade once it is): every OM, and a snapshot, carries
+ * the same bytes. */
 static void apply_start_finalization(struct om *om,
                                      const Ozone__Om__OmWriteOp *op,
                                      struct kv_batch *b,
@@ -428,6 +432,12 @@ static void apply_start_finalization(struct om *om,
     n = snprintf(text, sizeof(text), "%u", s->target_version);
     kv_batch_put(b, om->cf[OM_META_TABLE], OM_FINALIZATION_MARKER_KEY,
                  strlen(OM_FINALIZATION_MARKER_KEY), text, (size_t)n);
+    /* An entry from before the field existed has "": recorded as such,
+     * so the last requester is never attributed to this finalization. */
+    const char *who = s->requested_by != NULL ? s->requested_by : "";
+    size_t who_len = strnlen(who, OM_REQUESTED_BY_MAX - 1);
+    kv_batch_put(b, om->cf[OM_META_TABLE], OM_FINALIZATION_REQUESTED_BY_KEY,
+                 strlen(OM_FINALIZATION_REQUESTED_BY_KEY), who, who_len);
     res->code = OZONE__RESULT_CODE__OK;
     log_info("OM finalization to %s (%u) started by '%s' (index %" PRIu64
              "): waiting for SCM to report HDDS finalized",

@@ -101,6 +101,26 @@ static bool marker_present(struct om *om, int *target)
     return true;
 }
 
+/* Who asked for the current or last finalization, in call memory; "" when
+ * none is recorded. The value is the OM's own (apply caps it), but is read
+ * from disk: capped again. */
+static char *requested_by(struct om *om, struct rpc_call *call)
+{
+    void *val = NULL;
+    size_t len = 0;
+
+    if (kv_get(om->kv, om->cf[OM_META_TABLE], OM_FINALIZATION_REQUESTED_BY_KEY,
+               strlen(OM_FINALIZATION_REQUESTED_BY_KEY), &val, &len) != 0) {
+        return rpc_call_strdup(call, "");
+    }
+    if (len > OM_REQUESTED_BY_MAX - 1) {
+        len = OM_REQUESTED_BY_MAX - 1;
+    }
+    char *out = rpc_call_printf(call, "%.*s", (int)len, (const char *)val);
+    free(val);
+    return out;
+}
+
 static bool finalization_done_recorded(struct om *om)
 {
     void *val = NULL;
@@ -608,6 +628,7 @@ static void fill_status(struct om_upgrade *u,
     st->status = rpc_call_strdup(call, status_word(u, layout, marker));
     st->node_id = rpc_call_strdup(call, u->d->node_id);
     st->expected_hdds_version = (uint32_t)u->expected_hdds;
+    st->finalization_requested_by = requested_by(&u->s->om, call);
     if (with_peers) {
         collect_peers(u, call, st, &blockers, &n_blockers);
     } else {

@@ -10,7 +10,8 @@
  *
  * Finalization (om_upgrade.c, DESIGN.md §6.7): FinalizeUpgrade on the
  * leader checks invariant 2 for the OM peers, calls SCM FinalizeUpgrade,
- * commits the #FINALIZATION_IN_PROGRESS marker (OmStartFinalizationOp);
+ * commits the #FINALIZATION_IN_PROGRESS marker (OmStartFinalizationOp,
+ * which also records who asked, #FINALIZATIONREQUESTEDBY);
  * the leader's poller waits for SCM to report HDDS finalized and commits
  * one OmFinalizeOp that, applied by every OM, runs each pending version's
  * data migration in order, writes #LAYOUTVERSION and removes the marker in
@@ -43,6 +44,12 @@
 struct om_service;
 
 #define OM_FINALIZATION_MARKER_KEY "#FINALIZATION_IN_PROGRESS"
+/* Who asked for the current or last finalization (OmStartFinalizationOp's
+ * requested_by, at most OM_REQUESTED_BY_MAX - 1 bytes): written in the
+ * marker's batch and kept when the finalize entry removes the marker, so
+ * that "who finalized" stays known (OmUpgradeStatus, Recon's journal). */
+#define OM_FINALIZATION_REQUESTED_BY_KEY "#FINALIZATIONREQUESTEDBY"
+#define OM_REQUESTED_BY_MAX 256
 /* The target of the last completed finalization (FINALIZATION_DONE vs
  * ALREADY_FINALIZED). */
 #define OM_FINALIZATION_DONE_KEY "#FINALIZATIONDONE"

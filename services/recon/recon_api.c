@@ -671,6 +671,10 @@ char *recon_json_upgrade(struct recon *r, int64_t now_ms)
             : c->apparent_version < c->software_version
                 ? "FINALIZATION_REQUIRED"
                 : "FINALIZATION_DONE");
+        /* SCM and OMs: who they say asked for their current or last
+         * finalization; "" when they do not say, and for the others. */
+        cJSON_AddStringToObject(j, "finalizationRequestedBy",
+                                c->finalization_requested_by);
         cJSON_AddStringToObject(j, "health", health);
         cJSON_AddNumberToObject(j, "lastSeen", (double)c->last_seen_ms);
         bool behind =

@@ -121,6 +121,10 @@ struct recon_component
      * (QueryUpgradeStatus), "UNKNOWN" when they cannot say (an older
      * build answered UNIMPLEMENTED); "" before asked. Not persisted. */
     char finalization[32];
+    /* ... and who they say asked for their current or last finalization;
+     * "" when they do not say (nothing recorded, an older build). Not
+     * persisted. */
+    char finalization_requested_by[256];
 };
 
 /* A blocker of finalization reported by SCM or an OM. */
@@ -324,8 +328,11 @@ void recon__journal(struct recon *r,
 
 /* Records a finalization status reported by SCM or an OM (status NULL:
  * "UNKNOWN") and replaces that node's blockers; journals status changes
- * ("SCM finalization started", "SCM finalized to HDDS 102"). apparent and
- * software are the reporter's own versions. Takes r->lock. */
+ * ("SCM finalization started by 'OM om1/ozone admin upgrade finalize'",
+ * "SCM finalized to HDDS 102"). apparent and software are the reporter's
+ * own versions; requested_by who it says asked for its current or last
+ * finalization (borrowed; NULL or "" when it does not say: the journal
+ * then names nobody). Takes r->lock. */
 void recon_observe_finalization(struct recon *r,
                                 const char *type,
                                 const char *node_id,
@@ -334,6 +341,7 @@ void recon_observe_finalization(struct recon *r,
                                 uint32_t apparent,
                                 char *const *blockers,
                                 size_t n_blockers,
+                                const char *requested_by,
                                 int64_t now_ms);
 
 /* Replaces the rolling-upgrade document (json: recon_json_rolling's,

@@ -167,7 +167,7 @@ static void poll_scm_upgrade(struct recon *r)
             r->scm_dns_finalized = r->scm_dns_total = 0;
             pthread_mutex_unlock(&r->lock);
             recon_observe_finalization(r, "SCM", node, NULL, 0, 0, NULL, 0,
-                                       now);
+                                       NULL, now);
         } else {
             log_debug("SCM QueryUpgradeStatus: %s", err.message);
         }
@@ -186,10 +186,12 @@ static void poll_scm_upgrade(struct recon *r)
     r->scm_dns_finalized = st != NULL ? st->datanodes_finalized : 0;
     r->scm_dns_total = st != NULL ? st->datanodes_total : 0;
     pthread_mutex_unlock(&r->lock);
+    /* finalization_requested_by is "" from an SCM that predates it. */
     recon_observe_finalization(
         r, "SCM", node, name, st != NULL ? st->software_version : 0,
         st != NULL ? st->apparent_version : 0, st != NULL ? st->blockers : NULL,
-        st != NULL ? st->n_blockers : 0, now);
+        st != NULL ? st->n_blockers : 0,
+        st != NULL ? st->finalization_requested_by : NULL, now);
     rpc_message_free(resp);
 }
 
@@ -208,7 +210,7 @@ static void poll_om_upgrade(struct recon *r, size_t i, const char *node)
                         &ozone__om__om_upgrade_service__descriptor,
                         "QueryUpgradeStatus", &req.base, &resp, &err) != 0) {
         if (err.status == RPC_STATUS_UNIMPLEMENTED) {
-            recon_observe_finalization(r, "OM", node, NULL, 0, 0, NULL, 0,
+            recon_observe_finalization(r, "OM", node, NULL, 0, 0, NULL, 0, NULL,
                                        recon_now_ms());
         }
         return;
@@ -216,9 +218,11 @@ static void poll_om_upgrade(struct recon *r, size_t i, const char *node)
     const Ozone__Om__OmUpgradeStatus *st =
         ((const Ozone__Om__OmQueryUpgradeStatusResponse *)resp)->status;
     if (st != NULL) {
+        /* finalization_requested_by is "" from an OM that predates it. */
         recon_observe_finalization(
             r, "OM", node, st->status, st->software_version,
-            st->apparent_version, st->blockers, st->n_blockers, recon_now_ms());
+            st->apparent_version, st->blockers, st->n_blockers,
+            st->finalization_requested_by, recon_now_ms());
     }
     rpc_message_free(resp);
 }

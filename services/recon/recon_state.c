@@ -828,16 +828,25 @@ void recon_observe_finalization(struct recon *r,
                                 uint32_t apparent,
                                 char *const *blockers,
                                 size_t n_blockers,
+                                const char *requested_by,
                                 int64_t now_ms)
 {
     const char *catalog = strcmp(type, "OM") == 0 ? "OM" : "HDDS";
     bool added;
+    char by[300] = "";
 
     if (node_id == NULL || node_id[0] == '\0') {
         return;
     }
     if (status == NULL || status[0] == '\0') {
         status = "UNKNOWN";
+    }
+    if (requested_by == NULL) {
+        requested_by = "";
+    }
+    /* An older SCM or OM does not send who asked: the line names nobody. */
+    if (requested_by[0] != '\0') {
+        snprintf(by, sizeof(by), " by '%.256s'", requested_by);
     }
     pthread_mutex_lock(&r->lock);
     struct recon_component *c = component_get(r, type, node_id, &added);
@@ -848,12 +857,15 @@ void recon_observe_finalization(struct recon *r,
     const char *was = fin_phase(c->finalization[0] ? c->finalization : NULL);
     const char *now = fin_phase(status);
     if (c->finalization[0] == '\0') {
-        /* First answer since Recon started: worth a line unless done. */
+        /* First answer since Recon started: worth a line unless done;
+         * in progress, it names who started it (Recon missed that). */
+        bool running = strcmp(now, "IN_PROGRESS") == 0 && by[0] != '\0';
         if (strcmp(now, "DONE") != 0) {
             recon__journal(r, now_ms, type, node_id,
                            "%s finalization status %s (%s apparent %u, "
-                           "software %u)",
-                           type, status, catalog, apparent, software);
+                           "software %u)%s%s",
+                           type, status, catalog, apparent, software,
+                           running ? ", started" : "", running ? by : "");
         }
     } else if (strcmp(c->finalization, status) != 0) {
         if (strcmp(now, "UNKNOWN") == 0) {
@@ -861,8 +873,8 @@ void recon_observe_finalization(struct recon *r,
                            "%s finalization status unknown (was %s)", type,
                            c->finalization);
         } else if (strcmp(was, "REQUIRED") == 0) {
-            recon__journal(r, now_ms, type, node_id, "%s finalization started",
-                           type);
+            recon__journal(r, now_ms, type, node_id,
+                           "%s finalization started%s", type, by);
             if (apparent >= software) {
                 recon__journal(r, now_ms, type, node_id,
                                "%s finalized to %s %u", type, catalog,
@@ -882,6 +894,8 @@ void recon_observe_finalization(struct recon *r,
         }
     }
     copy_str(c->finalization, sizeof(c->finalization), status);
+    copy_str(c->finalization_requested_by, sizeof(c->finalization_requested_by),
+             requested_by);
     /* This node's blockers replace the ones it reported before. */
     size_t k = 0;
     for (size_t i = 0; i < r->n_fin_blockers; i++) {

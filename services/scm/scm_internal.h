@@ -64,6 +64,10 @@
 /* The datanodes a finalization must see finalized (scm_upgrade.c). */
 #define SCM_META_FINALIZING_DNS "#FINALIZINGDATANODES"
 #define SCM_FINALIZING_DNS_MAX 4096 /* cap of that list (read from disk) */
+/* Who asked for the current or last finalization, as SCM logs it;
+ * written with SCM_META_FINALIZING_DNS, kept after the finalization. */
+#define SCM_META_FINALIZATION_REQUESTED_BY "#FINALIZATIONREQUESTEDBY"
+#define SCM_REQUESTED_BY_MAX 256 /* with the NUL; longer values are cut */
 
 struct scm_config
 {
@@ -234,6 +238,10 @@ struct scm
      * until it registers, and must not call HDDS finalized meanwhile. */
     char (*finalizing_dns)[SCM_ID_MAX];
     size_t n_finalizing_dns;
+    /* Who asked for the current or last finalization (guarded by lock;
+     * persisted as SCM_META_FINALIZATION_REQUESTED_BY); "" when none is
+     * recorded. */
+    char finalization_requested_by[SCM_REQUESTED_BY_MAX];
 };
 
 /* ---- scm_state.c ---- */
@@ -561,8 +569,9 @@ void scm__emit_finalize(struct scm *scm,
                         scm_emit_fn emit,
                         void *emit_ctx);
 
-/* Loads SCM_META_FINALIZING_DNS into scm->finalizing_dns at start.
- * OZ_ECORRUPT with errmsg when the stored list is malformed. */
+/* Loads SCM_META_FINALIZING_DNS into scm->finalizing_dns and
+ * SCM_META_FINALIZATION_REQUESTED_BY into scm->finalization_requested_by
+ * at start. OZ_ECORRUPT with errmsg when the stored list is malformed. */
 int scm__upgrade_load(struct scm *scm, char *errmsg);
 
 /* Registers ScmUpgradeService. scm->vm must be set. */

@@ -4,10 +4,12 @@
  * FinalizeUpgrade (ScmUpgradeService, admin CLI or OM):
  *   1. invariant 2: every registered, non-DEAD datanode runs SCM's
  *      software version, else FINALIZE_REJECTED naming each laggard;
- *   2. SCM records the registered, non-DEAD datanodes it will wait for
- *      (SCM_META_FINALIZING_DNS), then finalizes one version at a time
- *      through its version manager (ON_FINALIZE, VERSION, #LAYOUTVERSION
- *      via on_persist);
+ *   2. SCM records, in one batch, the registered, non-DEAD datanodes it
+ *      will wait for (SCM_META_FINALIZING_DNS) and who asked
+ *      (SCM_META_FINALIZATION_REQUESTED_BY, kept afterwards: the status
+ *      reports it, Recon journals it), then finalizes one version at a
+ *      time through its version manager (ON_FINALIZE, VERSION,
+ *      #LAYOUTVERSION via on_persist);
  *   3. the node health pass moves every datanode behind SCM's apparent
  *      version to HEALTHY_READONLY, which closes its pipelines (and so its
  *      open containers);
@@ -279,7 +281,38 @@ static void summarize_now(struct scm *scm, struct scm_upgrade_summary *out)
     free(nodes);
 }
 
-/* ---- the datanodes of a finalization (SCM_META_FINALIZING_DNS) ---- */
+/* ---- the datanodes of a finalization (SCM_META_FINALIZING_DNS) and who
+ * asked for it (SCM_META_FINALIZATION_REQUESTED_BY) ---- */
+
+/* SCM_META_FINALIZATION_REQUESTED_BY into scm->finalization_requested_by:
+ * text up to the first NUL, cut to the buffer ("" when absent). */
+static int load_requested_by(struct scm *scm, char *errmsg)
+{
+    void *val = NULL;
+    size_t len = 0;
+    int rc = kv_get(scm->kv, scm->cf_meta, SCM_META_FINALIZATION_REQUESTED_BY,
+                    strlen(SCM_META_FINALIZATION_REQUESTED_BY), &val, &len);
+
+    scm->finalization_requested_by[0] = '\0';
+    if (rc == OZ_ENOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        oz_errmsg_printf(errmsg, "cannot read '%s' from SCM table '%s': %s",
+                         SCM_META_FINALIZATION_REQUESTED_BY, SCM_CF_META,
+                         oz_strerror(rc));
+        return rc;
+    }
+    const char *nul = memchr(val, '\0', len);
+    size_t w = nul != NULL ? (size_t)(nul - (const char *)val) : len;
+    if (w > SCM_REQUESTED_BY_MAX - 1) {
+        w = SCM_REQUESTED_BY_MAX - 1;
+    }
+    memcpy(scm->finalization_requested_by, val, w);
+    scm->finalization_requested_by[w] = '\0';
+    free(val);
+    return 0;
+}
 
 /* The list is stored as uuids separated by newlines. A datanode leaves it
  * when it reports SCM's apparent version; the key goes with the last. */
@@ -289,11 +322,15 @@ int scm__upgrade_load(struct scm *scm, char *errmsg)
     void *val = NULL;
     size_t len = 0;
     size_t n = 0;
-    int rc = kv_get(scm->kv, scm->cf_meta, SCM_META_FINALIZING_DNS,
-                    strlen(SCM_META_FINALIZING_DNS), &val, &len);
+    int rc = load_requested_by(scm, errmsg);
 
     scm->finalizing_dns = NULL;
     scm->n_finalizing_dns = 0;
+    if (rc != 0) {
+        return rc;
+    }
+    rc = kv_get(scm->kv, scm->cf_meta, SCM_META_FINALIZING_DNS,
+                strlen(SCM_META_FINALIZING_DNS), &val, &len);
     if (rc == OZ_ENOTFOUND) {
         return 0;
     }
@@ -351,9 +388,13 @@ int scm__upgrade_load(struct scm *scm, char *errmsg)
 }
 
 /* Records the registered, non-DEAD datanodes as those finalization waits
- * for, durably, before SCM persists its own finalization. */
-static int record_finalizing_dns(struct scm *scm, char *errmsg)
+ * for, and who asked for it, in one durable batch before SCM persists its
+ * own finalization. */
+static int record_finalization_start(struct scm *scm,
+                                     const char *who,
+                                     char *errmsg)
 {
+    size_t who_len = strnlen(who, SCM_REQUESTED_BY_MAX - 1);
     char(*list)[SCM_ID_MAX] = NULL;
     char *text = NULL;
     size_t n = 0, len = 0;
@@ -394,6 +435,8 @@ static int record_finalizing_dns(struct scm *scm, char *errmsg)
         kv_batch_delete(b, scm->cf_meta, SCM_META_FINALIZING_DNS,
                         strlen(SCM_META_FINALIZING_DNS));
     }
+    kv_batch_put(b, scm->cf_meta, SCM_META_FINALIZATION_REQUESTED_BY,
+                 strlen(SCM_META_FINALIZATION_REQUESTED_BY), who, who_len);
     rc = kv_write(scm->kv, b, true, errmsg);
     kv_batch_free(b);
     if (rc != 0) {
@@ -404,6 +447,8 @@ static int record_finalizing_dns(struct scm *scm, char *errmsg)
     free(scm->finalizing_dns);
     scm->finalizing_dns = list;
     scm->n_finalizing_dns = n;
+    memcpy(scm->finalization_requested_by, who, who_len);
+    scm->finalization_requested_by[who_len] = '\0';
     pthread_mutex_unlock(&scm->lock);
     list = NULL;
 out:
@@ -591,7 +636,7 @@ static int finalize(struct scm *scm,
         set_finalizing(scm, true);
         /* Before SCM's own VERSION moves: a restart must still know whom
          * to wait for (no datanode is registered right after it). */
-        rc = record_finalizing_dns(scm, errmsg);
+        rc = record_finalization_start(scm, who, errmsg);
         if (rc != 0) {
             set_finalizing(scm, false);
             scm__error(err, RPC_STATUS_INTERNAL,
@@ -662,6 +707,8 @@ static Ozone__Scm__UpgradeStatus *status_msg(
         m->blockers[i] = rpc_call_strdup(call, s->blockers[i]);
     }
     pthread_mutex_lock(&scm->lock);
+    m->finalization_requested_by =
+        rpc_call_strdup(call, scm->finalization_requested_by);
     m->datanodes =
         rpc_call_alloc(call, sizeof(*m->datanodes) * (scm->n_nodes + 1));
     for (size_t i = 0; i < scm->n_nodes; i++) {

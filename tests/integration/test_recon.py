@@ -18,10 +18,13 @@ from LocalCluster with 1 s sync intervals, driven by the real `ozone` CLI.
   is dropped half-way (om.checkpoint.cut) while Recon has a good copy:
   the copy keeps serving and syncing deltas, the asked-for full sync is
   retried and swapped in once the OM serves whole checkpoints;
-- SCM and datanodes on pre-finalized storage: /api/v1/upgrade shows
-  FINALIZATION_REQUIRED from SCM's QueryUpgradeStatus, and after
-  `ozone admin scm finalizeupgrade` FINALIZATION_DONE, with the SCM
-  finalization and each datanode's apparent-version change in the journal.
+- SCM, datanodes and the OM on pre-finalized storage: /api/v1/upgrade
+  shows FINALIZATION_REQUIRED from SCM's QueryUpgradeStatus; after
+  `ozone admin scm finalizeupgrade` SCM is FINALIZATION_DONE, with the SCM
+  finalization (naming who asked, as SCM logged it) and each datanode's
+  apparent-version change in the journal; after `ozone admin upgrade
+  finalize` the cluster is FINALIZATION_DONE and the journal names who
+  started the OM's finalization.
 """
 import json
 import os
@@ -355,21 +358,33 @@ class Recon(oztest.OzoneTestCase):
                       om.log_tail(400) + open(om.log_path).read())
 
     def test_finalization_status_and_journal(self):
-        # New bits everywhere, SCM and datanodes on pre-finalized storage
-        # (the state after a rolling upgrade); then SCM finalizes.
+        # New bits everywhere, SCM, datanodes and the OM on pre-finalized
+        # storage (the state after a rolling upgrade); then SCM finalizes
+        # (legacy command), then the whole cluster.
         conf = dict(FAST)
         conf.update({"testing.scm.init.apparent.version": "100",
-                     "testing.datanode.init.apparent.version": "100"})
+                     "testing.datanode.init.apparent.version": "100",
+                     "testing.om.init.apparent.version": "100"})
         c = self.new_cluster(datanodes=2, conf=conf)
         c.start()
 
-        def view(want, dn_apparent):
+        def view(want, dn_apparent, field="finalization"):
             up = ok(c.recon, "upgrade")
             dns = [x for x in up["components"] if x["type"] == "DATANODE"]
-            return (up["cluster"]["finalization"] == want and
+            return (up["cluster"][field] == want and
                     len(dns) == 2 and
                     all(x["apparentVersion"] == dn_apparent for x in dns) and
                     up)
+
+        def requested_by(node):
+            # Who the server says asked: its "finalize requested by '...'"
+            # log line (SCM: "<component> <node id>/<upgrade client id>",
+            # the OM: the upgrade client id, else the caller's node id).
+            with open(node.log_path, errors="replace") as f:
+                found = re.findall(r"finalize requested by '([^']*)'",
+                                   f.read())
+            self.assertTrue(found, node.log_tail())
+            return found[-1]
         try:
             up = oztest.wait_for(lambda: view("FINALIZATION_REQUIRED", 100),
                                  WAIT, "FINALIZATION_REQUIRED", interval=0.3)
@@ -392,8 +407,9 @@ class Recon(oztest.OzoneTestCase):
 
         c.ozone_cmd("admin", "scm", "finalizeupgrade")
         try:
-            up = oztest.wait_for(lambda: view("FINALIZATION_DONE", new),
-                                 WAIT, "FINALIZATION_DONE", interval=0.3)
+            up = oztest.wait_for(
+                lambda: view("FINALIZATION_DONE", new, "scmFinalization"),
+                WAIT, "SCM FINALIZATION_DONE", interval=0.3)
         except TimeoutError as e:
             raise AssertionError("%s: %r" % (e, ok(c.recon, "upgrade")))
         scm = next(x for x in up["components"] if x["type"] == "SCM")
@@ -402,7 +418,14 @@ class Recon(oztest.OzoneTestCase):
         events = [(e["component"], e["nodeId"], e["event"])
                   for e in up["journal"]]
         scm_events = [ev for comp, _, ev in events if comp == "SCM"]
-        self.assertIn("SCM finalization started", scm_events)
+        # The CLI called SCM itself: its VersionHeader (component CLIENT,
+        # node id "ozone-cli", admin-cli/cli.c) and its upgrade client id
+        # (the command, admin-cli/cmd_upgrade.c).
+        scm_by = requested_by(c.scm)
+        self.assertEqual(scm_by,
+                         "CLIENT ozone-cli/ozone admin scm finalizeupgrade")
+        self.assertIn("SCM finalization started by '%s'" % scm_by, scm_events)
+        self.assertEqual(scm["finalizationRequestedBy"], scm_by)
         self.assertIn("SCM finalized to HDDS %d" % new, scm_events)
         # Each datanode's changes form one rising chain from 100 to the new
         # version: in one step, or through a version between when Recon
@@ -420,6 +443,37 @@ class Recon(oztest.OzoneTestCase):
             for (a, b), (a2, _) in zip(moves, moves[1:] + [(new, None)]):
                 self.assertLess(a, b, events)
                 self.assertEqual(b, a2, events)
+
+        # The OM: the whole cluster's finalize. The OM records who asked
+        # with its marker and keeps it, so Recon names them even if it saw
+        # FINALIZATION_REQUIRED turn into FINALIZATION_DONE directly.
+        c.ozone_cmd("admin", "upgrade", "finalize", "--wait", "--timeout",
+                    str(int(WAIT)))
+
+        def om_done():
+            up = view("FINALIZATION_DONE", new)
+            om = up and next((x for x in up["components"]
+                              if x["type"] == "OM"), None)
+            return (om and om["finalization"] == "FINALIZATION_DONE" and
+                    (up, om))
+        try:
+            up, om = oztest.wait_for(om_done, WAIT, "OM FINALIZATION_DONE",
+                                     interval=0.3)
+        except TimeoutError as e:
+            raise AssertionError("%s: %r" % (e, ok(c.recon, "upgrade")))
+        om_by = requested_by(c.oms[0])
+        self.assertEqual(om_by, "ozone admin upgrade finalize")
+        om_events = [e["event"] for e in up["journal"]
+                     if e["component"] == "OM"]
+        self.assertIn("OM finalization started by '%s'" % om_by, om_events)
+        self.assertEqual(om["finalizationRequestedBy"], om_by)
+        # SCM was finalized already: who finalized it stays known.
+        scm = next(x for x in up["components"] if x["type"] == "SCM")
+        self.assertEqual(scm["finalizationRequestedBy"], scm_by)
+        st = json.loads(c.ozone_cmd("admin", "upgrade", "status", "-v",
+                                    "--json").stdout)
+        self.assertEqual(st["om"]["finalizationRequestedBy"], om_by)
+        self.assertEqual(st["scm"]["finalizationRequestedBy"], scm_by)
 
 
 if __name__ == "__main__":

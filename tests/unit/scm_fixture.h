@@ -1,8 +1,8 @@
-/* Test fixture for SCM unit tests (test_scm_node.c, test_scm_alloc.c): a
- * real struct scm over a real RocksDB in a fresh temporary directory, and
- * helpers that play datanodes through the same entry points the RPC
- * handlers use. Time is passed in explicitly, so nothing sleeps. Header
- * only: every function is static. */
+/* Test fixture for SCM unit tests (test_scm_node.c, test_scm_alloc.c,
+ * test_scm_upgrade.c): a real struct scm over a real RocksDB in a fresh
+ * temporary directory, and helpers that play datanodes through the same
+ * entry points the RPC handlers use. Time is passed in explicitly, so
+ * nothing sleeps. Header only: every function is static. */
 #ifndef OZONE_SCM_FIXTURE_H
 #define OZONE_SCM_FIXTURE_H
 

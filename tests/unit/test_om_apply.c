@@ -2,7 +2,8 @@
  * applied to a real RocksDB in a temporary directory. Covers Ozone's rules
  * for volumes, buckets and keys, commit replacing a key, rename, list
  * paging, replay of an applied index, persistence of the applied index,
- * and determinism (DESIGN.md §8.1: the same ops give the same bytes). */
+ * the finalization marker with who asked for it, and determinism
+ * (DESIGN.md §8.1: the same ops give the same bytes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "fault.h"
 #include "kv.h"
 #include "om_state.h"
+#include "om_upgrade.h"
 #include "test_tmpdir.h"
 
 #define OK OZONE__RESULT_CODE__OK
@@ -688,6 +690,95 @@ static void test_replay_is_noop(void **state)
     assert_int_equal(applied, 8);
 }
 
+/* The value of a metaTable key ("" with false when absent). */
+static bool meta_value(struct fixture *f,
+                       const char *key,
+                       char *out,
+                       size_t size)
+{
+    void *val = NULL;
+    size_t len = 0;
+
+    out[0] = '\0';
+    if (kv_get(f->kv, f->om.cf[OM_META_TABLE], key, strlen(key), &val, &len) !=
+        0) {
+        return false;
+    }
+    snprintf(out, size, "%.*s", (int)len, (const char *)val);
+    free(val);
+    return true;
+}
+
+static Ozone__ResultCode start_finalization(struct fixture *f,
+                                            uint32_t target,
+                                            const char *who)
+{
+    Ozone__Om__OmWriteOp op = OZONE__OM__OM_WRITE_OP__INIT;
+    Ozone__Om__OmStartFinalizationOp s =
+        OZONE__OM__OM_START_FINALIZATION_OP__INIT;
+
+    s.target_version = target;
+    s.requested_by = (char *)who;
+    op.op_case = OZONE__OM__OM_WRITE_OP__OP_START_FINALIZATION;
+    op.start_finalization = &s;
+    return submit(f, &op, NULL);
+}
+
+/* DESIGN.md §6.7 step 3: the marker and who asked for the finalization
+ * are one batch; the finalize entry removes the marker and keeps who
+ * asked; starting again when finalized changes nothing. */
+static void test_finalization_records_requester(void **state)
+{
+    struct fixture *f = *state;
+    Ozone__Om__OmWriteOp op = OZONE__OM__OM_WRITE_OP__INIT;
+    Ozone__Om__OmFinalizeOp fin = OZONE__OM__OM_FINALIZE_OP__INIT;
+    char errmsg[OZ_ERRMSG_SIZE] = "";
+    char long_who[OM_REQUESTED_BY_MAX * 2];
+    char v[OM_REQUESTED_BY_MAX * 2];
+    int layout = 0;
+
+    struct kv_batch *b = kv_batch_new();
+    kv_batch_put_layout_version(f->kv, b, 100);
+    assert_int_equal(kv_write(f->kv, b, true, errmsg), 0);
+    kv_batch_free(b);
+    assert_false(meta_value(f, OM_FINALIZATION_REQUESTED_BY_KEY, v, sizeof(v)));
+
+    assert_int_equal(start_finalization(f, 102, "ozone admin upgrade finalize"),
+                     OK);
+    assert_true(meta_value(f, OM_FINALIZATION_MARKER_KEY, v, sizeof(v)));
+    assert_string_equal(v, "102");
+    assert_true(meta_value(f, OM_FINALIZATION_REQUESTED_BY_KEY, v, sizeof(v)));
+    assert_string_equal(v, "ozone admin upgrade finalize");
+
+    fin.target_version = 102;
+    op.op_case = OZONE__OM__OM_WRITE_OP__OP_FINALIZE;
+    op.finalize = &fin;
+    assert_int_equal(submit(f, &op, NULL), OK);
+    assert_int_equal(om_read_layout_version(&f->om, &layout), 0);
+    assert_int_equal(layout, 102);
+    assert_false(meta_value(f, OM_FINALIZATION_MARKER_KEY, v, sizeof(v)));
+    assert_true(meta_value(f, OM_FINALIZATION_REQUESTED_BY_KEY, v, sizeof(v)));
+    assert_string_equal(v, "ozone admin upgrade finalize");
+
+    /* Already finalized (a replay, a second finalize): a no-op. */
+    assert_int_equal(start_finalization(f, 102, "someone else"), OK);
+    assert_false(meta_value(f, OM_FINALIZATION_MARKER_KEY, v, sizeof(v)));
+    assert_true(meta_value(f, OM_FINALIZATION_REQUESTED_BY_KEY, v, sizeof(v)));
+    assert_string_equal(v, "ozone admin upgrade finalize");
+
+    /* The next finalization replaces it; a value from the network is cut
+     * at OM_REQUESTED_BY_MAX - 1 bytes, the same on every OM. */
+    memset(long_who, 'x', sizeof(long_who) - 1);
+    long_who[sizeof(long_who) - 1] = '\0';
+    assert_int_equal(start_finalization(f, 103, long_who), OK);
+    assert_true(meta_value(f, OM_FINALIZATION_REQUESTED_BY_KEY, v, sizeof(v)));
+    assert_int_equal(strlen(v), OM_REQUESTED_BY_MAX - 1);
+    /* An entry from before the field: nobody, not the last requester. */
+    assert_int_equal(start_finalization(f, 103, ""), OK);
+    assert_true(meta_value(f, OM_FINALIZATION_REQUESTED_BY_KEY, v, sizeof(v)));
+    assert_string_equal(v, "");
+}
+
 static void test_write_failure(void **state)
 {
     struct fixture *f = *state;
@@ -1038,6 +1129,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finalization_records_requester,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_transaction_info_term, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_double_buffer, setup, teardown),

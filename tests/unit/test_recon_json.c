@@ -562,6 +562,119 @@ static void test_upgrade_and_journal(void **state)
     recon_free(r);
 }
 
+/* The event of node's journal lines that starts with prefix, or NULL. */
+static const char *journal_line(const cJSON *up,
+                                const char *node,
+                                const char *prefix)
+{
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(up, "journal"))
+    {
+        if (strcmp(str(e, "nodeId"), node) == 0 &&
+            strncmp(str(e, "event"), prefix, strlen(prefix)) == 0) {
+            return str(e, "event");
+        }
+    }
+    return NULL;
+}
+
+/* Who started a finalization, as SCM and the OMs report it, in the
+ * journal line of the start and in the component's
+ * finalizationRequestedBy; an older server that does not say ("" or no
+ * answer) gives the line without a name. */
+static void test_finalization_requested_by(void **state)
+{
+    static const struct
+    {
+        const char *type, *node;
+        const char *s1, *by1; /* first answer (s1 NULL: none) */
+        const char *s2, *by2; /* second answer (s2 NULL: none) */
+        const char *want;     /* the node's "<type> finalization" line */
+    } cases[] = {
+        /* The OM keeps the last requester: not journaled until a new
+         * finalization starts. */
+        {"OM", "om1", "FINALIZATION_REQUIRED", "alice",
+         "FINALIZATION_IN_PROGRESS", "ozone admin upgrade finalize",
+         "OM finalization started by 'ozone admin upgrade finalize'"},
+        /* Recon missed IN_PROGRESS: the kept requester names the start. */
+        {"OM", "om2", "FINALIZATION_REQUIRED", "", "FINALIZATION_DONE", "bob",
+         "OM finalization started by 'bob'"},
+        {"SCM", "scm1", "FINALIZATION_REQUIRED", "", "FINALIZATION_IN_PROGRESS",
+         "CLIENT ozone-cli/ozone admin scm x",
+         "SCM finalization started by 'CLIENT ozone-cli/ozone admin scm x'"},
+        /* Older servers send no name. */
+        {"OM", "om3", "FINALIZATION_REQUIRED", "", "FINALIZATION_IN_PROGRESS",
+         "", "OM finalization started"},
+        {"SCM", "scm2", "FINALIZATION_REQUIRED", NULL,
+         "FINALIZATION_IN_PROGRESS", NULL, "SCM finalization started"},
+        /* First answer while in progress: who started it. */
+        {"OM", "om4", "FINALIZATION_IN_PROGRESS", "carol", NULL, NULL,
+         "OM finalization status FINALIZATION_IN_PROGRESS (OM apparent 100, "
+         "software 102), started by 'carol'"},
+        {"OM", "om5", "FINALIZATION_REQUIRED", "dave", NULL, NULL,
+         "OM finalization status FINALIZATION_REQUIRED (OM apparent 100, "
+         "software 102)"},
+    };
+    struct recon *r = new_recon();
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        recon_observe(r, cases[i].type, cases[i].node, "127.0.0.1:1", "1.1.0",
+                      102, 100, "HEALTHY", NOW);
+        recon_observe_finalization(r, cases[i].type, cases[i].node, cases[i].s1,
+                                   102, 100, NULL, 0, cases[i].by1, NOW);
+        if (cases[i].s2 != NULL) {
+            uint32_t ap =
+                strcmp(cases[i].s2, "FINALIZATION_DONE") == 0 ? 102 : 100;
+            recon_observe_finalization(r, cases[i].type, cases[i].node,
+                                       cases[i].s2, 102, ap, NULL, 0,
+                                       cases[i].by2, NOW + 1000);
+        }
+    }
+    cJSON *up = parse(recon_json_upgrade(r, NOW + 1000));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char prefix[32];
+        bool started = cases[i].s2 != NULL;
+        snprintf(prefix, sizeof(prefix), "%s finalization %s", cases[i].type,
+                 started ? "started" : "status");
+        const char *line = journal_line(up, cases[i].node, prefix);
+        if (line == NULL || strcmp(line, cases[i].want) != 0) {
+            fail_msg("row %zu: journal line '%s', want '%s'", i,
+                     line != NULL ? line : "(none)", cases[i].want);
+        }
+        const char *last = started ? cases[i].by2 : cases[i].by1;
+        const char *got = NULL;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItem(up, "components"))
+        {
+            if (strcmp(str(c, "nodeId"), cases[i].node) == 0) {
+                got = str(c, "finalizationRequestedBy");
+            }
+        }
+        if (got == NULL || strcmp(got, last != NULL ? last : "") != 0) {
+            fail_msg("row %zu: finalizationRequestedBy '%s', want '%s'", i,
+                     got != NULL ? got : "(none)", last != NULL ? last : "");
+        }
+    }
+    /* The requester kept from the last finalization is not journaled. */
+    assert_false(journal_has(up, "om1", "alice"));
+    assert_false(journal_has(up, "om5", "dave"));
+    /* Components that do not finalize by themselves name nobody. */
+    report(r, "dn1", 102, 102, NOW + 1000, true, 0);
+    cJSON_Delete(up);
+    up = parse(recon_json_upgrade(r, NOW + 1000));
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(up, "components"))
+    {
+        if (strcmp(str(c, "type"), "DATANODE") == 0) {
+            assert_string_equal(str(c, "finalizationRequestedBy"), "");
+        }
+    }
+    cJSON_Delete(up);
+    recon_free(r);
+}
+
 /* The rolling-upgrade orchestrator's run in /api/v1/upgrade: "not
  * polled yet", then the OM leader's journal (last entries, state, step,
  * the lease judged at render time), journaled once per change; an older
@@ -670,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_health_and_cluster_state),
         cmocka_unit_test(test_containers_paging_and_pipelines),
         cmocka_unit_test(test_upgrade_and_journal),
+        cmocka_unit_test(test_finalization_requested_by),
         cmocka_unit_test(test_rolling_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,8 @@
 /* SCM's upgrade logic (DESIGN.md §6.6, §6.7): the fencing decision at
  * registration and heartbeat, its messages, and the aggregation of the
- * finalization status with its blockers. Pure functions, table-driven. */
+ * finalization status with its blockers (pure functions, table-driven);
+ * who asked for the last finalization, read back at start (a real SCM
+ * state over RocksDB, scm_fixture.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "scm_fixture.h"
 #include "scm_internal.h"
 
 #define NS(x) OZONE__HDDS__NODE_STATE__##x
@@ -276,6 +279,49 @@ static void test_summarize_caps_blockers(void **state)
     assert_int_equal(sum.total, 100);
 }
 
+/* SCM_META_FINALIZATION_REQUESTED_BY survives a restart; what is read
+ * from disk stops at a NUL and is cut to the buffer. */
+static void test_requested_by_load(void **state)
+{
+    static char long_value[SCM_REQUESTED_BY_MAX * 2];
+    static char long_want[SCM_REQUESTED_BY_MAX];
+    static const struct
+    {
+        const char *value; /* NULL: no key */
+        size_t len;
+        const char *want;
+    } cases[] = {
+        {NULL, 0, ""},
+        {"OM om1/ozone admin upgrade finalize", 35,
+         "OM om1/ozone admin upgrade finalize"},
+        {"", 0, ""},
+        {"abc\0def", 7, "abc"},
+        {long_value, sizeof(long_value), long_want},
+    };
+
+    (void)state;
+    memset(long_value, 'x', sizeof(long_value));
+    memset(long_want, 'x', sizeof(long_want) - 1);
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        struct fx *f = fx_new();
+        assert_string_equal(f->scm->finalization_requested_by, "");
+        if (cases[i].value != NULL) {
+            assert_int_equal(kv_put(f->kv, f->scm->cf_meta,
+                                    SCM_META_FINALIZATION_REQUESTED_BY,
+                                    strlen(SCM_META_FINALIZATION_REQUESTED_BY),
+                                    cases[i].value, cases[i].len),
+                             0);
+        }
+        fx_close(f);
+        fx_open(f, 0);
+        if (strcmp(f->scm->finalization_requested_by, cases[i].want) != 0) {
+            fail_msg("row %zu: '%s', want '%s'", i,
+                     f->scm->finalization_requested_by, cases[i].want);
+        }
+        fx_free(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_fence_messages),
         cmocka_unit_test(test_summarize),
         cmocka_unit_test(test_summarize_caps_blockers),
+        cmocka_unit_test(test_requested_by_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

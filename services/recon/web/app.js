@@ -106,7 +106,12 @@ function renderUpgrade(up) {
                  "data-apparent": x.apparentVersion},
           x.apparentVersion + "/" + x.softwareVersion +
           (x.upgradePending ? " (upgrade pending)" : "")),
-       el("td", {class: "finalization"}, x.finalization),
+       el("td", {class: "finalization"}, x.finalization,
+          // Who asked for it, when SCM or the OM says.
+          x.finalizationRequestedBy
+            ? el("div", {class: "requested-by"},
+                 "requested by " + x.finalizationRequestedBy)
+            : ""),
        el("td", {class: healthClass(x.health)}, x.health))));
   const blockers = document.getElementById("blockers");
   blockers.replaceChildren(...(up.blockers.length === 0
