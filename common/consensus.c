@@ -28,6 +28,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,7 +151,7 @@ static void transfer_cb(struct raft_transfer *req)
 {
     struct op *op = req->data;
     struct consensus *c = op->c;
-    int status;
+    int status, behind = 0;
 
     if (c->loop_closing) {
         status = OZ_EUNAVAILABLE;
@@ -159,9 +160,29 @@ static void transfer_cb(struct raft_transfer *req)
     } else {
         status = 0;
     }
-    log_info("consensus '%s': leadership transfer to %" PRIu64 " %s", c->name,
-             op->id, status == 0 ? "done" : oz_strerror(status));
-    consensus__op_complete(op, status, op->id, 0);
+    if (status == OZ_ETIMEDOUT) {
+        const struct raft_configuration *conf = &c->raft.configuration;
+        raft_index last = raft_last_index(&c->raft), match = last;
+        for (unsigned i = 0; i < conf->n; i++) {
+            if (conf->servers[i].id == op->id) {
+                match = c->raft.leader_state.progress[i].match_index;
+            }
+        }
+        /* raft 0.15 sends TimeoutNow only to a target whose log matches
+         * ours, and gives up after one election timeout. */
+        behind = match < last
+                     ? (last - match > INT_MAX ? INT_MAX : (int)(last - match))
+                     : 0;
+        log_info("consensus '%s': leadership transfer to %" PRIu64
+                 " lapsed after the %u ms election timeout: it holds the "
+                 "log up to index %llu of %llu (%s)",
+                 c->name, op->id, c->election_timeout_ms, match, last,
+                 behind > 0 ? "not caught up" : "did not take over");
+    } else {
+        log_info("consensus '%s': leadership transfer to %" PRIu64 " %s",
+                 c->name, op->id, status == 0 ? "done" : oz_strerror(status));
+    }
+    consensus__op_complete(op, status, op->id, behind);
 }
 
 static void wake(struct consensus *c)

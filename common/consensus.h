@@ -290,7 +290,15 @@ int consensus_remove_wait(struct consensus *c,
                           char *errmsg);
 
 /* Hands leadership to voter target (0: the most up-to-date voter). Status
- * 0 once this node no longer leads; OZ_ETIMEDOUT if the transfer lapsed. */
+ * 0 once this node no longer leads; OZ_ETIMEDOUT if the transfer lapsed
+ * (raft gives one attempt an election timeout for the target to catch up).
+ *
+ * consensus_transfer_wait repeats lapsed attempts until timeout_ms has
+ * passed (timeout_ms <= 0: one attempt), so a target that is still
+ * catching up after a restart gets leadership once it has. It waits for
+ * raft's answer to the last attempt (at most an election timeout more).
+ * OZ_ETIMEDOUT with errmsg naming the target, how long it tried and how
+ * many attempts lapsed; OZ_ENOTLEADER when this node does not lead. */
 int consensus_transfer(struct consensus *c,
                        uint64_t target,
                        consensus_done_cb cb,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 
@@ -240,11 +241,14 @@ static void waiter_done_cb(void *arg, int status)
     waiter_submit_cb(arg, status, 0, 0);
 }
 
-/* Waits and drops the waiting thread's reference. */
+/* Waits and drops the waiting thread's reference. OZ_ETIMEDOUT both when
+ * the operation completed with it and when timeout_ms passed first;
+ * *finished (may be NULL) tells which. */
 static int waiter_wait(struct waiter *w,
                        int timeout_ms,
                        uint64_t *index,
-                       int *result)
+                       int *result,
+                       bool *finished)
 {
     struct timespec deadline;
     int rc = 0;
@@ -258,6 +262,9 @@ static int waiter_wait(struct waiter *w,
             deadline.tv_nsec -= 1000000000L;
         }
     }
+    if (finished != NULL) {
+        *finished = false;
+    }
     pthread_mutex_lock(&w->mu);
     while (!w->done && rc == 0) {
         if (timeout_ms > 0) {
@@ -268,6 +275,9 @@ static int waiter_wait(struct waiter *w,
     }
     if (w->done) {
         rc = w->status;
+        if (finished != NULL) {
+            *finished = true;
+        }
         if (index != NULL) {
             *index = w->index;
         }
@@ -341,7 +351,7 @@ static void wait_errmsg(struct consensus *c,
             waiter_put(w);                                                 \
             waiter_put(w);                                                 \
         } else {                                                           \
-            rc_ = waiter_wait(w, timeout_ms, index, result);               \
+            rc_ = waiter_wait(w, timeout_ms, index, result, NULL);         \
         }                                                                  \
         wait_errmsg(c, rc_, what, timeout_ms, errmsg);                     \
         return rc_;                                                        \
@@ -401,13 +411,171 @@ int consensus_remove_wait(struct consensus *c,
              consensus_remove(c, id, waiter_done_cb, w));
 }
 
+/* One raft transfer to target (0: any), waited for up to wait_ms. *to is
+ * the server raft tried, *behind how many entries it lacked when the
+ * attempt lapsed. */
+static int transfer_attempt(struct consensus *c,
+                            uint64_t target,
+                            int wait_ms,
+                            bool *finished,
+                            uint64_t *to,
+                            int *behind)
+{
+    struct waiter *w = waiter_new();
+    struct op *op = consensus__op_new(c, OP_TRANSFER);
+    int rc;
+
+    *finished = true;
+    if (w == NULL || op == NULL) {
+        if (w != NULL) {
+            waiter_put(w);
+            waiter_put(w);
+        }
+        free(op);
+        return OZ_ENOMEM;
+    }
+    op->id = target;
+    op->submit_cb = waiter_submit_cb;
+    op->arg = w;
+    rc = consensus__enqueue(c, op);
+    if (rc != 0) {
+        waiter_put(w);
+        waiter_put(w);
+        return rc;
+    }
+    return waiter_wait(w, wait_ms, to, behind, finished);
+}
+
+static void member_name(struct consensus *c,
+                        uint64_t id,
+                        char *out,
+                        size_t size)
+{
+    struct consensus_member members[CONSENSUS_MAX_MEMBERS];
+    unsigned n = consensus_members(c, members, CONSENSUS_MAX_MEMBERS);
+
+    if (id == 0) {
+        snprintf(out, size, "any voter");
+        return;
+    }
+    snprintf(out, size, "server %" PRIu64, id);
+    for (unsigned i = 0; i < n && i < CONSENSUS_MAX_MEMBERS; i++) {
+        if (members[i].id == id) {
+            snprintf(out, size, "'%s'", members[i].name);
+        }
+    }
+}
+
+static void transfer_errmsg(struct consensus *c,
+                            int rc,
+                            bool finished,
+                            uint64_t target,
+                            uint64_t to,
+                            int behind,
+                            unsigned lapsed,
+                            int64_t elapsed_ms,
+                            char *errmsg)
+{
+    char who[CONSENSUS_NAME_MAX + 32];
+
+    member_name(c, target != 0 ? target : to, who, sizeof(who));
+    if (rc == OZ_ETIMEDOUT && finished && behind > 0) {
+        oz_errmsg_printf(errmsg,
+                         "leadership transfer to %s on '%s' did not complete "
+                         "in %" PRId64
+                         " ms: %s did not catch up with the log (%d entries "
+                         "behind after %u attempts of %u ms); check that it "
+                         "runs and reaches '%s', then retry",
+                         who, c->name, elapsed_ms, who, behind, lapsed,
+                         c->election_timeout_ms, c->name);
+    } else if (rc == OZ_ETIMEDOUT && finished) {
+        oz_errmsg_printf(errmsg,
+                         "leadership transfer to %s on '%s' did not complete "
+                         "in %" PRId64
+                         " ms: %s holds the whole log but did not take over "
+                         "after %u attempts of %u ms; check that it runs and "
+                         "reaches '%s', then retry",
+                         who, c->name, elapsed_ms, who, lapsed,
+                         c->election_timeout_ms, c->name);
+    } else if (rc == OZ_ETIMEDOUT) {
+        oz_errmsg_printf(errmsg,
+                         "leadership transfer to %s on '%s' got no answer "
+                         "from raft in %" PRId64
+                         " ms: the outcome is unknown; check which server "
+                         "leads before retrying",
+                         who, c->name, elapsed_ms);
+    } else {
+        wait_errmsg(c, rc, "leadership transfer", 0, errmsg);
+    }
+}
+
+/* raft 0.15 gives a transfer one election timeout: it sends TimeoutNow
+ * only once the target's log matches the leader's, and lapses otherwise.
+ * A target that has just (re)started is usually still catching up then,
+ * so an attempt that lapsed while this node still leads is repeated until
+ * timeout_ms; each attempt is waited for until raft reports it (an
+ * election timeout, plus margin), so the outcome is known. */
 int consensus_transfer_wait(struct consensus *c,
                             uint64_t target,
                             int timeout_ms,
                             char *errmsg)
 {
-    WAIT_FOR(c, "leadership transfer", timeout_ms, errmsg, NULL, NULL,
-             consensus_transfer(c, target, waiter_done_cb, w));
+    int64_t start = oz_mono_ms();
+    int64_t deadline = start + (timeout_ms > 0 ? timeout_ms : 0);
+    int margin = 2 * (int)c->election_timeout_ms + 1000;
+    unsigned lapsed = 0;
+    bool finished = true;
+    uint64_t to = 0;
+    int behind = 0;
+    int rc;
+
+    if (errmsg != NULL) {
+        errmsg[0] = '\0';
+    }
+    if (consensus__on_raft_thread(c)) {
+        if (errmsg != NULL) {
+            oz_errmsg_printf(errmsg,
+                             "leadership transfer: blocking call on the raft "
+                             "thread");
+        }
+        return OZ_ESTATE;
+    }
+    for (;;) {
+        int64_t left = deadline - oz_mono_ms();
+        rc = transfer_attempt(c, target, (int)(left > 0 ? left : 0) + margin,
+                              &finished, &to, &behind);
+        if (rc != OZ_ETIMEDOUT || !finished) {
+            break;
+        }
+        lapsed++;
+        /* Let the writes queued behind the transfer in (raft refuses them
+         * while one runs), then try again. */
+        if (timeout_ms <= 0 ||
+            oz_mono_ms() + (int64_t)c->heartbeat_timeout_ms >= deadline) {
+            break;
+        }
+        oz_sleep_ms((long)c->heartbeat_timeout_ms);
+    }
+    if (rc == OZ_ENOTLEADER && lapsed > 0) {
+        /* Leadership moved between two attempts: done if it went where
+         * it was asked to. */
+        uint64_t id = 0;
+        if (consensus_leader(c, &id, NULL, 0, NULL, 0) == 0 &&
+            (target != 0 ? id == target : id != c->id)) {
+            rc = 0;
+        }
+    }
+    if (rc == 0 && lapsed > 0) {
+        log_info(
+            "consensus '%s': leadership transfer done after %u lapsed "
+            "attempts (%" PRId64 " ms)",
+            c->name, lapsed, oz_mono_ms() - start);
+    }
+    if (rc != 0 && errmsg != NULL) {
+        transfer_errmsg(c, rc, finished, target, to, behind, lapsed,
+                        oz_mono_ms() - start, errmsg);
+    }
+    return rc;
 }
 
 /* DESIGN.md §8: a planned stop of the leader transfers leadership. A
@@ -457,7 +625,8 @@ void consensus__hand_over(struct consensus *c)
             waiter_put(w);
             break;
         }
-        rc = waiter_wait(w, (int)(2 * c->election_timeout_ms), &target, NULL);
+        rc = waiter_wait(w, (int)(2 * c->election_timeout_ms), &target, NULL,
+                         NULL);
         if (rc == 0) {
             return;
         }

@@ -186,8 +186,8 @@ static enum rpc_handler_result transfer(void *data,
     }
     rc = consensus_transfer_wait(ha->c, target, ADMIN_TIMEOUT_MS, errmsg);
     if (rc != 0) {
-        om_result_set(&res, OZONE__RESULT_CODE__INTERNAL_ERROR,
-                      "leadership transfer failed: %s", errmsg);
+        /* errmsg names the transfer, the target and what to do. */
+        om_result_set(&res, OZONE__RESULT_CODE__INTERNAL_ERROR, "%s", errmsg);
         return fail(call, &res);
     }
     /* Wait briefly until the new leader is known here. */

@@ -566,6 +566,7 @@ int om_ha_open(struct om_ha *ha,
     cfg.snapshot_threshold = (unsigned)threshold;
     cfg.snapshot_trailing = trailing > 0 ? (unsigned)trailing : 1;
     om_ha__fsm_init(ha, &cfg.fsm);
+    ha->opener = pthread_self(); /* before the raft thread exists */
     rc = consensus_open(&cfg, &ha->c, errmsg);
     if (rc != 0) {
         oz_errmsg_wrapf(errmsg, "cannot start the OM raft server '%s'",

@@ -42,7 +42,9 @@
  * every OM. Applying it also flushes (synced) the double buffer and asks
  * consensus for a snapshot and a log purge up to it; once done this node
  * writes current/prepareMarker and reports PREPARE_COMPLETED (before:
- * PREPARE_GATE_ENABLED). CancelPrepare deletes key and marker.
+ * PREPARE_GATE_ENABLED). CancelPrepare deletes key and marker. A snapshot
+ * installed from the leader sets the state from its #PREPAREDINFO (raft
+ * keeps no entry at or below it: prepared means PREPARE_COMPLETED).
  *
  * Open key cleanup (om_cleanup.c): the leader deletes expired open keys
  * through DeleteOpenKeys entries.
@@ -102,6 +104,10 @@ struct om_ha
     char raft_dir[4096];
     char marker_path[4096];
     struct consensus *c;
+    /* The thread running om_ha_open: an FSM restore on it is of the local
+     * snapshot (during consensus_open), on any other thread an install
+     * from the leader. */
+    pthread_t opener;
 
     pthread_mutex_t mu; /* results, prepare state, read barrier */
     struct om_ha_result results[OM_HA_RESULTS];

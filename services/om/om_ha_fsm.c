@@ -8,7 +8,8 @@
  * index reach the entry), and asks consensus to snapshot and purge the log
  * up to it; once that completed, prepare_purged() writes
  * current/prepareMarker and closes the handlers' write gate: the OM
- * reports PREPARE_COMPLETED.
+ * reports PREPARE_COMPLETED. A snapshot installed from the leader
+ * replaces that state by its own (restored_prepare_state).
  *
  * Snapshot format: a tar (common/tar.h) of a RocksDB checkpoint of the OM
  * DB, flat files only. Its metaTable holds the raft index of the snapshot
@@ -74,18 +75,62 @@ void om_ha__take_result(struct om_ha *ha,
 
 /* ---- apply ---- */
 
-/* consensus_snapshot_now's completion (raft thread): the log holds no
- * entry at or below the prepare index any more. */
+/* The log holds no entry at or below the prepare index any more (raft
+ * thread): writes current/prepareMarker, then reports PREPARE_COMPLETED.
+ * snap and first describe the log for the log line. If the marker cannot
+ * be written the OM stays PREPARE_GATE_ENABLED. */
+static void prepare_complete(struct om_ha *ha,
+                             uint64_t index,
+                             uint64_t snap,
+                             uint64_t first,
+                             const char *how)
+{
+    if (om_ha__write_marker(ha, index) != 0) {
+        log_error(
+            "cannot write prepare marker '%s' for the prepare at index "
+            "%" PRIu64
+            ": %s; the OM stays PREPARE_GATE_ENABLED: fix the "
+            "directory and run 'ozone admin om prepare' again",
+            ha->marker_path, index, strerror(errno));
+        return;
+    }
+    metrics_set(ha->prepare_purged_index, (double)index);
+    pthread_mutex_lock(&ha->mu);
+    ha->prepared_index = index;
+    if (ha->prepare_pending == index) {
+        ha->prepare_pending = 0;
+    }
+    pthread_mutex_unlock(&ha->mu);
+    log_info("OM prepared for upgrade at index %" PRIu64
+             ": snapshot at %" PRIu64
+             ", raft log purged (first entry kept %" PRIu64
+             "%s), prepare status PREPARE_COMPLETED, writes refused",
+             index, snap, first, how);
+}
+
+struct purge_req
+{
+    struct om_ha *ha;
+    uint64_t index; /* the prepare entry the purge was asked for */
+};
+
+/* consensus_snapshot_now's completion (raft thread) for req->index. */
 static void prepare_purged(void *arg, int status)
 {
-    struct om_ha *ha = arg;
+    struct purge_req *req = arg;
+    struct om_ha *ha = req->ha;
+    uint64_t index = req->index, pending, in_db = 0;
     struct consensus_status st;
-    uint64_t index, in_db = 0;
 
+    free(req);
     pthread_mutex_lock(&ha->mu);
-    index = ha->prepare_pending;
-    ha->prepare_pending = 0;
+    pending = ha->prepare_pending;
     pthread_mutex_unlock(&ha->mu);
+    if (pending != index) {
+        /* Cancelled, prepared again, or completed by a snapshot install
+         * meanwhile: that event decides. */
+        return;
+    }
     if (status != 0) {
         log_warn("prepare at index %" PRIu64
                  ": snapshot and log purge did not complete: %s; the OM "
@@ -94,24 +139,10 @@ static void prepare_purged(void *arg, int status)
         return;
     }
     if (om_read_prepared_index(ha->om, &in_db) != 0 || in_db != index) {
-        /* Cancelled (or prepared again) meanwhile: that entry decides. */
-        return;
-    }
-    if (om_ha__write_marker(ha, index) != 0) {
-        log_error("cannot write prepare marker '%s': %s", ha->marker_path,
-                  strerror(errno));
         return;
     }
     consensus_status(ha->c, &st);
-    metrics_set(ha->prepare_purged_index, (double)index);
-    pthread_mutex_lock(&ha->mu);
-    ha->prepared_index = index;
-    pthread_mutex_unlock(&ha->mu);
-    log_info("OM prepared for upgrade at index %" PRIu64
-             ": snapshot at %" PRIu64
-             ", raft log purged (first entry kept %" PRIu64
-             "), prepare status PREPARE_COMPLETED, writes refused",
-             index, st.snapshot_index, st.first_index);
+    prepare_complete(ha, index, st.snapshot_index, st.first_index, "");
 }
 
 static void after_prepare_change(struct om_ha *ha,
@@ -128,9 +159,20 @@ static void after_prepare_change(struct om_ha *ha,
                  "(PREPARE_GATE_ENABLED)",
                  index);
         /* Inside this apply: the snapshot follows it in raft's loop. */
-        int rc = consensus_snapshot_now(ha->c, index, prepare_purged, ha);
-        if (rc != 0) {
-            prepare_purged(ha, rc);
+        struct purge_req *req = malloc(sizeof(*req));
+        int rc = OZ_ENOMEM;
+        if (req != NULL) {
+            req->ha = ha;
+            req->index = index;
+            rc = consensus_snapshot_now(ha->c, index, prepare_purged, req);
+        }
+        if (rc != 0 && req != NULL) {
+            prepare_purged(req, rc);
+        } else if (rc != 0) {
+            log_warn("prepare at index %" PRIu64
+                     ": cannot ask for a snapshot and log purge: %s; the OM "
+                     "stays PREPARE_GATE_ENABLED",
+                     index, oz_strerror(rc));
         }
     } else {
         /* Gate first, marker after: a marker gone means writes are open. */
@@ -509,6 +551,47 @@ out_kv:
     return rc;
 }
 
+/* The prepare state after the tables were replaced by a snapshot taken at
+ * index whose #PREPAREDINFO is prepared (0: none). The snapshot decides,
+ * whatever this OM was doing: a purge it waited for, or a prepare it found
+ * without marker at start-up, no longer matters. */
+static void restored_prepare_state(struct om_ha *ha,
+                                   uint64_t index,
+                                   uint64_t prepared)
+{
+    struct stat st;
+
+    pthread_mutex_lock(&ha->mu);
+    ha->prepared_index = prepared;
+    ha->prepare_pending = prepared; /* gate closed until complete */
+    ha->prepare_snapshot = prepared > 0 ? index : 0;
+    pthread_mutex_unlock(&ha->mu);
+    if (prepared == 0) {
+        om_ha__remove_marker(ha); /* gate first, marker after */
+        return;
+    }
+    if (pthread_equal(pthread_self(), ha->opener)) {
+        /* The local snapshot, during consensus_open: raft may keep log
+         * entries at or below the prepare index after it, so this is the
+         * start-up case of load_prepare_state (prepared with the marker,
+         * PREPARE_GATE_ENABLED without). */
+        if (stat(ha->marker_path, &st) == 0) {
+            pthread_mutex_lock(&ha->mu);
+            ha->prepare_pending = 0;
+            pthread_mutex_unlock(&ha->mu);
+        }
+        return;
+    }
+    /* Installed from the leader: raft 0.15 deleted every segment up to
+     * index before calling restore and restarts its log after it, so the
+     * log holds no entry at or below the prepare index: prepared, as if
+     * this OM had applied the entry and purged (the prepare CLI waits for
+     * PREPARE_COMPLETED on every OM). */
+    metrics_set(ha->prepare_snapshot_index, (double)index);
+    prepare_complete(ha, prepared, index, index + 1,
+                     ", snapshot installed from the leader");
+}
+
 static int fsm_restore(void *ctx, uint64_t index, const void *data, size_t len)
 {
     struct om_ha *ha = ctx;
@@ -552,14 +635,7 @@ static int fsm_restore(void *ctx, uint64_t index, const void *data, size_t len)
                   errmsg[0] != '\0' ? errmsg : oz_strerror(rc));
         return rc;
     }
-    if (prepared > 0) {
-        om_ha__write_marker(ha, prepared);
-    } else {
-        om_ha__remove_marker(ha);
-    }
-    pthread_mutex_lock(&ha->mu);
-    ha->prepared_index = prepared;
-    pthread_mutex_unlock(&ha->mu);
+    restored_prepare_state(ha, index, prepared);
     metrics_add(ha->snapshot_installs, 1);
     log_info("installed OM snapshot at index %" PRIu64 ": %" PRIu64
              " table entries%s",

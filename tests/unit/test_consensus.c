@@ -217,7 +217,7 @@ static uint64_t now_ms(void)
 
 static void pause_ms(unsigned ms)
 {
-    struct timespec ts = {0, (long)ms * 1000000L};
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
 }
@@ -816,6 +816,94 @@ static void test_transfer(void **state)
     cluster_free(cl);
 }
 
+struct transfer_job
+{
+    struct consensus *c;
+    uint64_t target;
+    int timeout_ms;
+    int rc;
+    uint64_t elapsed_ms;
+    char errmsg[OZ_ERRMSG_SIZE];
+};
+
+static void *transfer_main(void *arg)
+{
+    struct transfer_job *j = arg;
+    uint64_t start = now_ms();
+
+    j->rc = consensus_transfer_wait(j->c, j->target, j->timeout_ms, j->errmsg);
+    j->elapsed_ms = now_ms() - start;
+    return NULL;
+}
+
+/* raft 0.15 lets one transfer run for an election timeout (400 ms here)
+ * and only hands over to a target whose log matches the leader's. A
+ * target that is down, then catches up after a restart, still gets
+ * leadership within the caller's timeout; one that never catches up
+ * fails after that timeout, saying so. */
+static void test_transfer_to_catching_up(void **state)
+{
+    struct cluster *cl = cluster_start(3, 0, 0);
+    struct transfer_job job;
+    pthread_t thread;
+    unsigned leader, target, other;
+
+    (void)state;
+    leader = wait_leader(cl);
+    submit_many(cl, leader, 1, 20);
+    target = (leader + 1) % 3;
+    node_close(cl, target);
+    submit_many(cl, leader, 2, 20); /* the target misses these */
+
+    memset(&job, 0, sizeof(job));
+    job.c = cl->nodes[leader].c;
+    job.target = cl->nodes[target].id;
+    job.timeout_ms = 8000;
+    assert_int_equal(pthread_create(&thread, NULL, transfer_main, &job), 0);
+    /* Down for three election timeouts: raft's first attempts lapse. */
+    pause_ms(1200);
+    node_open(cl, target, CONSENSUS_BOOTSTRAP);
+    pthread_join(thread, NULL);
+    if (job.rc != 0) {
+        fail_msg("transfer to a node catching up: %s (after %llu ms)",
+                 job.errmsg, (unsigned long long)job.elapsed_ms);
+    }
+    assert_true(job.elapsed_ms >= 1200);
+    WAIT_UNTIL(agreed_leader(cl) == (int)target);
+    submit_many(cl, target, 3, 10);
+    check_same_state(cl, target, 50);
+
+    /* A target that stays down: the whole timeout, then a message that
+     * says what happened (with the whole log, then behind). */
+    other = (target + 1) % 3;
+    node_close(cl, other);
+    for (int k = 0; k < 2; k++) {
+        static const char *const expect[2] = {"did not take over",
+                                              "did not catch up"};
+        if (k == 1) {
+            submit_many(cl, target, 4, 5);
+        }
+        memset(&job, 0, sizeof(job));
+        job.c = cl->nodes[target].c;
+        job.target = cl->nodes[other].id;
+        job.timeout_ms = 1000;
+        transfer_main(&job);
+        print_message("expected error: %s\n", job.errmsg);
+        assert_int_equal(job.rc, OZ_ETIMEDOUT);
+        assert_true(job.elapsed_ms >= 1000);
+        assert_true(job.elapsed_ms < 1000 + 2000);
+        assert_non_null(strstr(job.errmsg, cl->nodes[other].name));
+        if (strstr(job.errmsg, expect[k]) == NULL) {
+            fail_msg("case %d: no '%s' in: %s", k, expect[k], job.errmsg);
+        }
+        assert_true(consensus_is_leader(cl->nodes[target].c));
+    }
+    node_open(cl, other, CONSENSUS_BOOTSTRAP);
+    submit_many(cl, target, 5, 10);
+    check_same_state(cl, target, 65);
+    cluster_free(cl);
+}
+
 static void test_catch_up_by_snapshot(void **state)
 {
     struct cluster *cl = cluster_start(3, 32, 8);
@@ -1078,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_single_node),
         cmocka_unit_test(test_replicate_two_threads),
         cmocka_unit_test(test_transfer),
+        cmocka_unit_test(test_transfer_to_catching_up),
         cmocka_unit_test(test_catch_up_by_snapshot),
         cmocka_unit_test(test_restart_all),
         cmocka_unit_test(test_add_and_remove_voter),
