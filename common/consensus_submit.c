@@ -411,11 +411,12 @@ int consensus_remove_wait(struct consensus *c,
              consensus_remove(c, id, waiter_done_cb, w));
 }
 
-/* One raft transfer to target (0: any), waited for up to wait_ms. *to is
- * the server raft tried, *behind how many entries it lacked when the
- * attempt lapsed. */
+/* One raft transfer to target (0: any voter but exclude), waited for up
+ * to wait_ms. *to is the server raft tried, *behind how many entries it
+ * lacked when the attempt lapsed; finished and behind may be NULL. */
 static int transfer_attempt(struct consensus *c,
                             uint64_t target,
+                            uint64_t exclude,
                             int wait_ms,
                             bool *finished,
                             uint64_t *to,
@@ -425,7 +426,9 @@ static int transfer_attempt(struct consensus *c,
     struct op *op = consensus__op_new(c, OP_TRANSFER);
     int rc;
 
-    *finished = true;
+    if (finished != NULL) {
+        *finished = true;
+    }
     if (w == NULL || op == NULL) {
         if (w != NULL) {
             waiter_put(w);
@@ -435,6 +438,7 @@ static int transfer_attempt(struct consensus *c,
         return OZ_ENOMEM;
     }
     op->id = target;
+    op->exclude = exclude;
     op->submit_cb = waiter_submit_cb;
     op->arg = w;
     rc = consensus__enqueue(c, op);
@@ -542,7 +546,7 @@ int consensus_transfer_wait(struct consensus *c,
     }
     for (;;) {
         int64_t left = deadline - oz_mono_ms();
-        rc = transfer_attempt(c, target, (int)(left > 0 ? left : 0) + margin,
+        rc = transfer_attempt(c, target, 0, (int)(left > 0 ? left : 0) + margin,
                               &finished, &to, &behind);
         if (rc != OZ_ETIMEDOUT || !finished) {
             break;
@@ -600,33 +604,11 @@ void consensus__hand_over(struct consensus *c)
     }
 
     for (attempt = 0; attempt < 2; attempt++) {
-        struct waiter *w;
-        struct op *op;
-
         if (!consensus_is_leader(c) || consensus__count_voters(c) < 2) {
             return;
         }
-        w = waiter_new();
-        op = consensus__op_new(c, OP_TRANSFER);
-        if (w == NULL || op == NULL) {
-            if (w != NULL) {
-                waiter_put(w);
-                waiter_put(w);
-            }
-            free(op);
-            return;
-        }
-        op->exclude = target;
-        op->submit_cb = waiter_submit_cb;
-        op->arg = w;
-        rc = consensus__enqueue(c, op);
-        if (rc != 0) {
-            waiter_put(w);
-            waiter_put(w);
-            break;
-        }
-        rc = waiter_wait(w, (int)(2 * c->election_timeout_ms), &target, NULL,
-                         NULL);
+        rc = transfer_attempt(c, 0, target, (int)(2 * c->election_timeout_ms),
+                              NULL, &target, NULL);
         if (rc == 0) {
             return;
         }

@@ -65,6 +65,14 @@ def task(recon, name):
     raise AssertionError("no task %s" % name)
 
 
+def wait_full_sync_failures(recon, at_least, what):
+    """The OmSnapshotRequest task once it has failed at_least times."""
+    def failed():
+        t = task(recon, "OmSnapshotRequest")
+        return t["failures"] >= at_least and t
+    return oztest.wait_for(failed, WAIT, what)
+
+
 def prom(recon, name):
     _, body = oztest.http_get(recon.http_port, "/prom")
     for line in body.splitlines():
@@ -279,10 +287,7 @@ class Recon(oztest.OzoneTestCase):
         c.recon.start()
         c.recon.wait_ready()
 
-        def failed_twice():
-            t = task(c.recon, "OmSnapshotRequest")
-            return t["failures"] >= 2 and t
-        t = oztest.wait_for(failed_twice, WAIT, "failed full syncs")
+        t = wait_full_sync_failures(c.recon, 2, "failed full syncs")
         self.assertEqual(t["status"], "FAILED")
         self.assertRegex(t["lastError"], "truncated|trailer|checksum")
         cs = ok(c.recon, "clusterState")
@@ -323,10 +328,8 @@ class Recon(oztest.OzoneTestCase):
         before = task(c.recon, "OmSnapshotRequest")["failures"]
         ok(c.recon, "triggerdbsync/om?full=true")
 
-        def failed():
-            t = task(c.recon, "OmSnapshotRequest")
-            return t["failures"] > before and t
-        t = oztest.wait_for(failed, WAIT, "the cut full sync reported")
+        t = wait_full_sync_failures(c.recon, before + 1,
+                                    "the cut full sync reported")
         self.assertEqual(t["status"], "FAILED")
         self.assertIn("full sync from OM", t["lastError"])
         # The good copy keeps serving, untouched, and keeps syncing.
@@ -341,9 +344,8 @@ class Recon(oztest.OzoneTestCase):
         self.wait_counts(c, 1, 1, 3, "deltas after the cut full sync")
         # The asked-for full sync is retried until the OM serves whole
         # checkpoints again, then swapped in.
-        oztest.wait_for(lambda: task(c.recon, "OmSnapshotRequest")
-                        ["failures"] > t["failures"], WAIT,
-                        "the full sync retried")
+        wait_full_sync_failures(c.recon, t["failures"] + 1,
+                                "the full sync retried")
         om.stop()
         om.start()
         om.wait_ready()

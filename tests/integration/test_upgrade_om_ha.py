@@ -66,7 +66,7 @@ COMMITTED = "committing the OM finalize entry to KEY_TAGS (102)"
 IN_PROGRESS_GAUGE = "ozone_finalization_in_progress"
 
 
-class OmHaFinalization(oztest.OzoneTestCase):
+class OmHaFinalization(U.KeyData, oztest.OzoneTestCase):
 
     # ---- helpers ----
 
@@ -90,26 +90,9 @@ class OmHaFinalization(oztest.OzoneTestCase):
         c.ozone_cmd("sh", "bucket", "create", BUCKET3)
         c.ozone_cmd("sh", "bucket", "create", BUCKET1, "--replication", "ONE",
                     "--type", "RATIS")
-        self.written = {}
-        self.put(c, BUCKET3 + "/before", 70000)
+        self.data = {}
+        self.put(c, BUCKET3 + "/before", os.urandom(70000))
         return c, held
-
-    def put(self, c, path, size):
-        data = os.urandom(size)
-        src = os.path.join(self.tmp, "src")
-        with open(src, "wb") as f:
-            f.write(data)
-        c.ozone_cmd("sh", "key", "put", path, src)
-        self.written[path] = data
-
-    def assert_reads_back(self, c):
-        dst = os.path.join(self.tmp, "dst")
-        for path, data in sorted(self.written.items()):
-            if os.path.exists(dst):
-                os.unlink(dst)
-            c.ozone_cmd("sh", "key", "get", path, dst)
-            with open(dst, "rb") as f:
-                self.assertEqual(f.read(), data, path)
 
     def om_status(self, c):
         return c.ozone_cmd("admin", "om", "finalizationstatus",
@@ -176,7 +159,7 @@ class OmHaFinalization(oztest.OzoneTestCase):
         self.wait_gauges(c.oms, 0)
         self.assertEqual(U.versions(c.scm), (102, 102))
         oztest.wait_same_om_digest(c, [om.name for om in c.oms], WAIT)
-        self.assert_reads_back(c)
+        self.validate(c)
         r = c.ozone_cmd("admin", "upgrade", "finalize")
         self.assertEqual(r.stdout.splitlines(),
                          [SCM_ALREADY, OM_ALREADY, ALREADY], r.stdout)
@@ -252,10 +235,11 @@ class OmHaFinalization(oztest.OzoneTestCase):
     def test_io_during_finalization(self):
         c, held = self.start_cluster()
         self.start_finalization(c, held)
-        self.assert_reads_back(c)
+        self.validate(c)
         for i in range(3):
-            self.put(c, "%s/during-%d" % (BUCKET1, i), 30000 + i)
-        self.assert_reads_back(c)
+            self.put(c, "%s/during-%d" % (BUCKET1, i),
+                     os.urandom(30000 + i))
+        self.validate(c)
         listed = [k["name"] for k in U.json_of(c, "sh", "key", "list",
                                                BUCKET1)]
         self.assertEqual(listed, ["during-0", "during-1", "during-2"])
@@ -267,8 +251,8 @@ class OmHaFinalization(oztest.OzoneTestCase):
         self.assert_in_progress(c, c.oms)
         self.release(c, held)
         self.assert_finalized(c)
-        self.put(c, BUCKET1 + "/after", 1000)
-        self.assert_reads_back(c)
+        self.put(c, BUCKET1 + "/after", os.urandom(1000))
+        self.validate(c)
 
 
 if __name__ == "__main__":

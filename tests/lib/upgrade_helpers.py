@@ -512,20 +512,25 @@ class OrchestratorProcess:
 
 
 class KeyData:
-    """Mixin for upgrade tests: keys put and read back through the CLI in
-    /VOL/BUCKET (class attributes), with self.data mapping each key to the
-    bytes it must hold (the test sets self.data = {} first)."""
+    """Mixin for upgrade tests: keys put and read back through the CLI,
+    with self.data mapping each key to the bytes it must hold (the test
+    sets self.data = {} first). A key is a name in /VOL/BUCKET (class
+    attributes) or a whole path starting with '/'."""
     VOL, BUCKET = "vol1", "bucket1"
 
     def sh(self, c, *args, check=True):
         return c.ozone_cmd("sh", *args, check=check, timeout=180)
 
+    def key_path(self, key):
+        if key.startswith("/"):
+            return key
+        return "/%s/%s/%s" % (self.VOL, self.BUCKET, key)
+
     def put(self, c, key, data):
         src = os.path.join(self.tmp, "src")
         with open(src, "wb") as f:
             f.write(data)
-        self.sh(c, "key", "put", "/%s/%s/%s" % (self.VOL, self.BUCKET, key),
-                src)
+        self.sh(c, "key", "put", self.key_path(key), src)
         self.data[key] = data
 
     def validate(self, c):
@@ -533,7 +538,6 @@ class KeyData:
         for key, data in sorted(self.data.items()):
             if os.path.exists(dst):
                 os.unlink(dst)
-            self.sh(c, "key", "get",
-                    "/%s/%s/%s" % (self.VOL, self.BUCKET, key), dst)
+            self.sh(c, "key", "get", self.key_path(key), dst)
             with open(dst, "rb") as f:
                 self.assertTrue(f.read() == data, "key %s differs" % key)
